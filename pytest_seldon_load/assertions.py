@@ -1,0 +1,270 @@
+"""Budget assertions: a blown latency, error or throughput budget fails the test, readably.
+
+Every failure says what was measured against what budget, over how many requests at what
+rate, with a small percentile table, so a red CI job explains itself. A run whose generator
+fell behind its schedule is not judged at all: its latencies include the generator's own
+delay, so failing it as "the server is slow" would be a lie. Pass ``allow_lag=True`` (or run
+with ``--load-allow-lag``) to judge such a run anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .durations import format_ms, parse_budget_ms
+from .result import LoadResult
+
+TABLE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+class BudgetExceeded(AssertionError):
+    """The run measured worse than its budget."""
+
+
+class InvalidMeasurement(AssertionError):
+    """The run cannot be judged: the load generator did not hold its schedule, or no data."""
+
+
+def _q_label(q: float) -> str:
+    return f"p{q:g}"
+
+
+def describe_run(result: LoadResult) -> str:
+    """The context lines every failure message carries."""
+    lines = [
+        f"  run: {result.requests} requests sent of {result.scheduled} scheduled"
+        + (f" ({result.unsent} never sent)" if result.unsent else "")
+        + f" over {result.duration:g}s to {result.target or 'the target'};"
+        f" target rate {result.target_rate:g}/s, achieved {result.achieved_rate:.1f}/s,"
+        f" throughput {result.throughput:.1f} ok/s",
+    ]
+    if result.errors:
+        kinds = ", ".join(
+            f"{k} ×{n}" for k, n in sorted(result.error_kinds.items(), key=lambda kv: -kv[1])[:5]
+        )
+        lines.append(f"  errors: {result.error_rate:.2%} ({result.errors}: {kinds})")
+    else:
+        lines.append("  errors: none")
+    health = result.health
+    verdict = "kept up" if result.kept_up else "FELL BEHIND"
+    lines.append(
+        f"  generator: {verdict} ({health.late_sends} of {health.sends_checked} sends later "
+        f"than {health.lag_threshold_ms:g}ms, worst {health.max_lag_ms:.1f}ms)"
+    )
+    if result.interrupted:
+        lines.append("  the run was interrupted: these are the numbers measured until then")
+    lines.append(percentile_table(result))
+    return "\n".join(lines)
+
+
+def percentile_table(result: LoadResult) -> str:
+    """Percentiles from the intended send time next to service time (actual send)."""
+    latency_name = "latency" if result.corrected else "latency (uncorrected)"
+    rows = [f"  {'':8}{latency_name:>12}{'service':>12}"]
+    for q in TABLE_PERCENTILES:
+        rows.append(
+            f"  {_q_label(q):8}{format_ms(result.percentile(q)):>12}"
+            f"{format_ms(result.service_percentile(q)):>12}"
+        )
+    service_max = (
+        result.service.get_max_value() / 1000.0 if result.service.get_total_count() else math.nan
+    )
+    rows.append(f"  {'max':8}{format_ms(result.max):>12}{format_ms(service_max):>12}")
+    return "\n".join(rows)
+
+
+def _judge(result: LoadResult, budget: str, passed: bool, measured: float | str) -> None:
+    result.judgements.append({"budget": budget, "passed": passed, "measured": measured})
+
+
+def _require_judgeable(result: LoadResult, allow_lag: bool, budget: str) -> None:
+    __tracebackhide__ = True
+    if not isinstance(result, LoadResult):
+        raise TypeError(
+            f"expected a LoadResult (what load_run returns), got {type(result).__name__}"
+        )
+    if result.requests == 0 and result.scheduled == 0:
+        _judge(result, budget, False, "no requests")
+        raise InvalidMeasurement(
+            f"cannot judge {budget}: the run measured no requests\n{describe_run(result)}"
+        )
+    if not result.kept_up and not (allow_lag or result.lag_accepted):
+        health = result.health
+        _judge(result, budget, False, "invalid: generator lag")
+        raise InvalidMeasurement(
+            f"cannot judge {budget}: the measurement is invalid, the load generator fell "
+            f"behind its own schedule ({health.late_sends} of {health.sends_checked} sends "
+            f"more than {health.lag_threshold_ms:g}ms late, worst {health.max_lag_ms:.1f}ms). "
+            f"The latencies include the generator's delay, so they do not show the server's "
+            f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
+            f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"
+        )
+
+
+def assert_percentile_below(
+    result: LoadResult, q: float, budget: float | str, *, allow_lag: bool = False
+) -> float:
+    """Fail unless the q-th percentile latency (from intended send time) is within budget.
+
+    Returns the measured value in ms.
+    """
+    __tracebackhide__ = True
+    budget_ms = parse_budget_ms(budget, f"budget for {_q_label(q)}")
+    label = f"{_q_label(q)} < {format_ms(budget_ms)}"
+    _require_judgeable(result, allow_lag, label)
+    measured = result.percentile(q)
+    if math.isnan(measured):
+        _judge(result, label, False, "no latencies")
+        raise InvalidMeasurement(
+            f"cannot judge {label}: no latencies were recorded\n{describe_run(result)}"
+        )
+    passed = measured <= budget_ms
+    _judge(result, label, passed, round(measured, 3))
+    if not passed:
+        raise BudgetExceeded(
+            f"{_q_label(q)} latency {format_ms(measured)} is over its budget of "
+            f"{format_ms(budget_ms)} (measured from the intended send time)\n"
+            f"{describe_run(result)}"
+        )
+    return measured
+
+
+def assert_p50_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+    __tracebackhide__ = True
+    return assert_percentile_below(result, 50, budget, allow_lag=allow_lag)
+
+
+def assert_p95_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+    __tracebackhide__ = True
+    return assert_percentile_below(result, 95, budget, allow_lag=allow_lag)
+
+
+def assert_p99_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+    __tracebackhide__ = True
+    return assert_percentile_below(result, 99, budget, allow_lag=allow_lag)
+
+
+def assert_p999_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+    __tracebackhide__ = True
+    return assert_percentile_below(result, 99.9, budget, allow_lag=allow_lag)
+
+
+_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")
+
+
+def parse_error_rate(value: float | str, what: str = "error rate budget") -> float:
+    """0.001, "0.1%" → 0.001. A fraction in 0..1."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected a fraction like 0.001 or '0.1%', got {value!r}")
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    elif isinstance(value, str) and (match := _RATE.match(value)):
+        rate = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
+    else:
+        raise ValueError(f"{what}: expected a fraction like 0.001 or '0.1%', got {value!r}")
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{what}: must be between 0 and 1 (or 0% and 100%), got {value!r}")
+    return rate
+
+
+def assert_error_rate_below(
+    result: LoadResult, max_rate: float | str, *, allow_lag: bool = False
+) -> float:
+    """Fail if the share of failed requests exceeds `max_rate` (0.001 or "0.1%").
+
+    A budget of 0 means no error at all is allowed.
+    """
+    __tracebackhide__ = True
+    limit = parse_error_rate(max_rate)
+    label = f"error rate ≤ {limit:.3%}"
+    _require_judgeable(result, allow_lag, label)
+    measured = result.error_rate
+    passed = measured <= limit
+    _judge(result, label, passed, measured)
+    if not passed:
+        raise BudgetExceeded(
+            f"error rate {measured:.3%} ({result.errors} of "
+            f"{max(result.scheduled, result.requests)} requests) is over its budget of "
+            f"{limit:.3%}\n{describe_run(result)}"
+        )
+    return measured
+
+
+def parse_throughput(value: float | str, what: str = "throughput budget") -> float:
+    """200, "200/s", "200rps" → 200.0 successful requests per second."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        rate = float(value)
+    elif isinstance(value, str) and (
+        match := re.match(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/s|rps|req/s)?\s*$", value)
+    ):
+        rate = float(match.group(1))
+    else:
+        raise ValueError(f"{what}: expected requests per second like 200 or '200/s', got {value!r}")
+    if not (rate >= 0 and math.isfinite(rate)):
+        raise ValueError(f"{what}: must be a non-negative number, got {value!r}")
+    return rate
+
+
+def assert_throughput_at_least(
+    result: LoadResult, min_rate: float | str, *, allow_lag: bool = False
+) -> float:
+    """Fail unless successful responses per second reached `min_rate`."""
+    __tracebackhide__ = True
+    limit = parse_throughput(min_rate)
+    label = f"throughput ≥ {limit:g}/s"
+    _require_judgeable(result, allow_lag, label)
+    measured = result.throughput
+    passed = measured >= limit
+    _judge(result, label, passed, round(measured, 3))
+    if not passed:
+        raise BudgetExceeded(
+            f"throughput {measured:.1f} ok/s is under its budget of {limit:g}/s\n"
+            f"{describe_run(result)}"
+        )
+    return measured
+
+
+_PERCENTILE_KEY = re.compile(r"^p(?:\(([0-9.]+)\)|([0-9.]+))$")
+
+
+def budget_checks(budgets: dict) -> list:
+    """Marker budgets ({"p99": "50ms", "error_rate": 0.001, ...}) as checks to run later.
+
+    Validated eagerly, so a typo fails at set-up naming the key, not after a long run.
+    """
+    if not isinstance(budgets, dict):
+        raise ValueError(f"budgets must be a dict like {{'p99': '50ms'}}, got {budgets!r}")
+    checks = []
+    for key, value in budgets.items():
+        name = str(key).strip()
+        if name == "error_rate":
+            parse_error_rate(value, f"budgets['{name}']")
+            checks.append(lambda r, v=value, **kw: assert_error_rate_below(r, v, **kw))
+        elif name == "throughput":
+            parse_throughput(value, f"budgets['{name}']")
+            checks.append(lambda r, v=value, **kw: assert_throughput_at_least(r, v, **kw))
+        else:
+            q = _budget_percentile(name)
+            parse_budget_ms(value, f"budgets['{name}']")
+            checks.append(lambda r, q=q, v=value, **kw: assert_percentile_below(r, q, v, **kw))
+    return checks
+
+
+def _budget_percentile(name: str) -> float:
+    if name == "max":
+        return 100.0
+    match = _PERCENTILE_KEY.match(name)
+    if match:
+        digits = match.group(1) or match.group(2)
+        # "p999" is p99.9 and "p9999" p99.99, as in Iago/Ostrich stats; "p99.9" also works.
+        if "." not in digits and len(digits) > 2 and digits.startswith("99"):
+            q = float(digits[:2] + "." + digits[2:])
+        else:
+            q = float(digits)
+        if 0 < q <= 100:
+            return q
+    raise ValueError(
+        f"budgets: unknown budget {name!r}; use p50, p90, p95, p99, p999 (or p(99.9), p99.9), "
+        f"max, error_rate or throughput"
+    )

@@ -1,0 +1,1 @@
+"""Model servers to run load tests against, started and stopped by the test session."""

@@ -1,0 +1,337 @@
+"""The embedded engine: an open-loop load generator on asyncio (uvloop when installed).
+
+Open loop means the schedule, not the server, decides when a request goes out: a slow
+response never delays the next send. Every request is timed twice:
+
+* latency, from its INTENDED send time to the response (corrected for coordinated omission,
+  as wrk2 does): what a client arriving on schedule would have waited;
+* service time, from the actual send to the response: what the server alone took.
+
+In-flight requests are bounded (by default, by the connection pool). A request due while the
+bound is reached waits on the schedule and its latency grows honestly. The generator watches
+its own punctuality: a send that leaves later than `lag_threshold_ms` after it could have
+(after its intended time, or after a slot freed up) is "late", and a run with too many late
+sends is flagged as not having kept up: its latencies hold the generator's delay, not only the
+server's.
+
+A schedule can be split across processes: process `part` of `parts` takes every parts-th slot
+of the same seeded schedule and replay, and `LoadResult.merge` adds the parts exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .endpoint import SeldonEndpoint
+from .http_pool import HttpPool, request_bytes
+from .pacer import Pacer
+from .protocols import judge
+from .redact import redact_url
+from .replay import ReplayFile, ReplayRequest
+from .result import LoadResult, Recorder
+
+CACHE_REPLAY_BYTES = 16 * 1024 * 1024
+"""Replays up to this size are prepared once and looped from memory; larger ones stream."""
+EARLY_SEND_S = 0.0005
+"""A send due within this much is sent now: event-loop timers round to whole milliseconds."""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engine sends: pool size, in-flight bound, timeout and punctuality rules."""
+
+    connections: int = 64
+    max_in_flight: int | None = None
+    timeout: float = 10.0
+    lag_threshold_ms: float = 5.0
+    late_fraction_allowed: float = 0.01
+    part: int = 0
+    parts: int = 1
+
+    def __post_init__(self) -> None:
+        if self.connections < 1:
+            raise ValueError(f"connections must be at least 1, got {self.connections}")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be positive, got {self.timeout}")
+        if not 0 <= self.part < self.parts:
+            raise ValueError(f"part must be in 0..{self.parts - 1}, got {self.part}")
+
+    @property
+    def in_flight_bound(self) -> int:
+        return self.max_in_flight or self.connections
+
+
+def _replay_cycle(pool: HttpPool, endpoint: SeldonEndpoint, replay: ReplayFile) -> Iterator[bytes]:
+    """Each request of the replay as ready-to-write bytes, forever (Iago's reuseFile)."""
+    host, prefix, extra = pool.host_header, pool.path_prefix, dict(endpoint.headers)
+
+    def prepare(request: ReplayRequest) -> bytes:
+        headers = {**extra, **dict(request.headers)} if request.headers else extra
+        return request_bytes(request.method, prefix + request.path, host, headers, request.body)
+
+    if replay.size_bytes() <= CACHE_REPLAY_BYTES:
+        prepared = [prepare(r) for r in replay.requests(reuse=False)]
+        while True:
+            yield from prepared
+    for request in replay.requests(reuse=True):
+        yield prepare(request)
+
+
+class _Run:
+    """One run's state, shared by the dispatcher and the request tasks."""
+
+    def __init__(
+        self,
+        endpoint: SeldonEndpoint,
+        replay: ReplayFile,
+        pacer: Pacer,
+        warmup: float,
+        settings: EngineSettings,
+    ) -> None:
+        self.endpoint = endpoint
+        self.replay = replay
+        self.pacer = pacer
+        self.warmup = warmup
+        self.settings = settings
+        self.recorder = Recorder(warmup)
+        self.recorder.health.lag_threshold_ms = settings.lag_threshold_ms
+        self.recorder.health.late_fraction_allowed = settings.late_fraction_allowed
+        self.in_flight = 0
+        self.slot_waiter: asyncio.Future | None = None
+        self.scheduled = 0
+        self.start = 0.0
+        self.stopped_at: float | None = None
+        self.interrupted = False
+        self.drained: asyncio.Future | None = None
+
+    async def run(self) -> None:
+        settings = self.settings
+        self.pool = HttpPool(
+            self.endpoint.base_url, connections=settings.connections, timeout=settings.timeout
+        )
+        dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
+        try:
+            await dispatcher
+        except asyncio.CancelledError:
+            if not self.interrupted:
+                raise
+        await self._drain()
+
+    def interrupt(self) -> None:
+        """Stop sending now; keep everything measured so far."""
+        if not self.interrupted:
+            self.interrupted = True
+            self.stopped_at = time.perf_counter()
+            self._dispatcher.cancel()
+
+    async def _drain(self) -> None:
+        """Wait for in-flight requests (each ends by its own timeout), then close the pool."""
+        if self.in_flight and not self.interrupted:
+            self.drained = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.drained, self.settings.timeout + 2.0)
+        self.pool.close("interrupted" if self.interrupted else "cancelled")
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        perf = time.perf_counter
+        recorder = self.recorder
+        settings = self.settings
+        bound = settings.in_flight_bound
+        part, parts = settings.part, settings.parts
+        pool = self.pool
+        submit = pool.submit
+        on_done = self._on_done
+        requests = _replay_cycle(pool, self.endpoint, self.replay)
+        warmup = self.warmup
+        self.start = start = perf() + 0.01
+        send_deadline = start + self.pacer.duration + settings.timeout
+        slot = -1
+        chunks = self.pacer.offsets()
+        for chunk in chunks:
+            offsets = chunk.tolist()
+            for index, offset in enumerate(offsets):
+                slot += 1
+                request = next(requests)
+                if slot % parts != part:
+                    continue
+                if offset >= warmup:
+                    self.scheduled += 1
+                intended = start + offset
+                now = perf()
+                while intended - now > EARLY_SEND_S:
+                    await asyncio.sleep(intended - now)
+                    now = perf()
+                free_since = intended
+                while True:
+                    if now >= send_deadline:
+                        self._count_unsent(offset, offsets[index + 1 :], chunks, slot, now)
+                        return
+                    if self.in_flight < bound:
+                        break
+                    waiter = self.slot_waiter = loop.create_future()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(waiter, send_deadline - now)
+                    self.slot_waiter = None
+                    now = perf()
+                    if waiter.done() and not waiter.cancelled():
+                        free_since = max(intended, waiter.result())
+                recorder.sent(offset, now - start, max(0.0, now - free_since))
+                self.in_flight += 1
+                submit(request, on_done, offset)
+
+    def _count_unsent(
+        self, first: float, rest: list[float], chunks: Iterator, slot: int, now: float
+    ) -> None:
+        """The send deadline passed with the pool still full: the rest of the schedule is lost."""
+        recorder, warmup, deadline = self.recorder, self.warmup, now - self.start
+        part, parts = self.settings.part, self.settings.parts
+
+        def mine() -> Iterator[float]:
+            position = slot
+            yield first
+            for offset in rest:
+                position += 1
+                if position % parts == part:
+                    yield offset
+            for chunk in chunks:
+                for offset in chunk.tolist():
+                    position += 1
+                    if position % parts == part:
+                        yield offset
+
+        for index, offset in enumerate(mine()):
+            if offset >= warmup:
+                if index:
+                    self.scheduled += 1
+                recorder.never_sent(offset, deadline)
+
+    def _on_done(
+        self, offset: float, status: int | None, body: bytes, error: str | None,
+        written_at: float, done_at: float,
+    ) -> None:
+        start = self.start
+        kind = error if error is not None else judge(self.endpoint.protocol, status, body)
+        if kind == "interrupted" and offset >= self.warmup:
+            self.recorder.withdrawn(offset)
+        else:
+            self.recorder.completed(offset, written_at - start, done_at - start, status, kind)
+        self.in_flight -= 1
+        waiter = self.slot_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(done_at)
+        if self.in_flight == 0 and self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def result(self, **info: Any) -> LoadResult:
+        duration = self.pacer.duration - self.warmup
+        if self.interrupted and self.stopped_at is not None:
+            duration = max(0.0, min(duration, self.stopped_at - self.start - self.warmup))
+        return self.recorder.result(
+            target_rate=self.pacer.profile.rate / self.settings.parts,
+            duration=duration,
+            scheduled=self.scheduled,
+            engine="embedded",
+            corrected=True,
+            interrupted=self.interrupted,
+            target=redact_url(self.endpoint.base_url),
+            arrival=self.pacer.arrival,
+            seed=self.pacer.seed,
+            **info,
+        )
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (less CPU per request), else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _run_in_new_loop(run: _Run) -> None:
+    loop = _new_event_loop()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    try:
+        if on_main_thread:
+            loop.add_signal_handler(signal.SIGINT, run.interrupt)
+        loop.run_until_complete(run.run())
+    finally:
+        if on_main_thread:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a load run; `result` holds what was measured until then."""
+
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__("load run interrupted")
+        self.result = result
+
+
+def run_load(
+    endpoint: SeldonEndpoint,
+    replay: ReplayFile,
+    *,
+    rate: float,
+    duration: float,
+    warmup: float = 0.0,
+    arrival: str = "constant",
+    seed: int | None = None,
+    ramp: float | None = None,
+    ramp_from: float | None = None,
+    settings: EngineSettings | None = None,
+    label: str = "",
+) -> LoadResult:
+    """Replay `replay` against `endpoint` at `rate` req/s for `warmup` + `duration` seconds.
+
+    Blocks until done. Safe to call from inside a running event loop (it then runs in a
+    thread of its own). Ctrl-C stops the run and raises `RunInterrupted` carrying the partial
+    result.
+    """
+    if warmup < 0:
+        raise ValueError(f"warmup must not be negative, got {warmup}")
+    if not duration > 0:
+        raise ValueError(f"duration must be positive, got {duration}")
+    settings = settings or EngineSettings()
+    pacer = Pacer(arrival, rate, warmup + duration, ramp=ramp, ramp_from=ramp_from, seed=seed)
+    run = _Run(endpoint, replay, pacer, warmup, settings)
+    try:
+        asyncio.get_running_loop()
+        inside_loop = True
+    except RuntimeError:
+        inside_loop = False
+    if inside_loop:
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                _run_in_new_loop(run)
+            except BaseException as exc:  # handed to the caller's thread below
+                errors.append(exc)
+
+        thread = threading.Thread(target=target, name="seldon-load-engine", daemon=True)
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+    else:
+        _run_in_new_loop(run)
+    result = run.result(label=label)
+    if run.interrupted:
+        raise RunInterrupted(result)
+    return result

@@ -1,0 +1,279 @@
+"""The fixtures users write: the server under test, replay files, and load runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .assertions import budget_checks
+from .durations import parse_duration_s
+from .endpoint import SeldonEndpoint
+from .engine import EngineSettings, RunInterrupted, run_load
+from .replay import ReplayFile, ReplayRequest, parse_line, write_replay
+from .result import LoadResult
+from .run_registry import register_result
+
+IRIS_FEATURES = tuple({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5))
+"""The iris example of Seldon's original replay script: four features, each uniform in 0..5."""
+
+LOAD_RUN_KEYS = frozenset(
+    {
+        "rate",
+        "duration",
+        "warmup",
+        "arrival",
+        "seed",
+        "ramp",
+        "ramp_from",
+        "connections",
+        "max_in_flight",
+        "timeout",
+        "engine",
+        "allow_lag",
+        "lag_threshold_ms",
+    }
+)
+MARKER_KEYS = LOAD_RUN_KEYS | {"budgets"}
+
+
+def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
+    """The `load` marker's arguments, closest marker winning; unknown names are an error."""
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(item.iter_markers("load"))):
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.load takes keyword arguments only "
+                f"(rate=..., duration=..., warmup=..., budgets={{...}}), got {marker.args!r}"
+            )
+        merged.update(marker.kwargs)
+    unknown = sorted(set(merged) - MARKER_KEYS)
+    if unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.load got unknown argument(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(MARKER_KEYS))}"
+        )
+    if "budgets" in merged:
+        try:
+            budget_checks(merged["budgets"])
+        except ValueError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.load {exc}") from None
+    return merged
+
+
+@pytest.fixture(scope="session")
+def seldon_local(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
+    """A real Seldon model server (MLServer, V2 protocol, sklearn iris) on loopback."""
+    from .cluster.local import INSTALL_HINT, LocalSeldonServer, mlserver_available
+
+    if not mlserver_available():
+        pytest.skip(f"MLServer is not installed; install it with: {INSTALL_HINT}")
+    extra_latency = float(pytestconfig.getoption("seldon_local_extra_latency") or 0.0)
+    server = LocalSeldonServer(
+        tmp_path_factory.mktemp("seldon-local"), extra_latency_ms=extra_latency
+    ).start()
+    try:
+        yield SeldonEndpoint(server.base_url, "v2", server.model, name="seldon-local")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> SeldonEndpoint:
+    """The target under test: ``--seldon-url`` if given, else the local server."""
+    url = pytestconfig.getoption("seldon_url")
+    if url:
+        return SeldonEndpoint(
+            url,
+            protocol=pytestconfig.getoption("seldon_protocol"),
+            model=pytestconfig.getoption("seldon_model"),
+            name="--seldon-url",
+        )
+    return request.getfixturevalue("seldon_local")
+
+
+class ReplayFactory:
+    """Writes replay files under the test's temporary directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._numbers = itertools.count(1)
+
+    def _next_path(self, kind: str) -> Path:
+        return self.directory / f"{kind}-{next(self._numbers)}.replay"
+
+    def prediction(
+        self,
+        endpoint: SeldonEndpoint,
+        features: Sequence[Mapping[str, Any]] | None = None,
+        num: int = 1000,
+        seed: int | None = 0,
+        **options: Any,
+    ) -> ReplayFile:
+        """Prediction requests in the endpoint's protocol from feature specs (default: iris)."""
+        from .generate import write_prediction_replay
+
+        return write_prediction_replay(
+            self._next_path("prediction"),
+            protocol=endpoint.protocol,
+            features=list(features) if features is not None else list(IRIS_FEATURES),
+            num=num,
+            seed=seed,
+            model=endpoint.model,
+            **options,
+        )
+
+    def recommendation(self, **options: Any) -> ReplayFile:
+        """Seldon's recommendation + action pairs for the legacy JS API."""
+        from .generate import write_recommendation_replay
+
+        return write_recommendation_replay(self._next_path("recommendation"), **options)
+
+    def from_requests(
+        self, requests: Iterable[ReplayRequest | str | Mapping[str, Any]]
+    ) -> ReplayFile:
+        """Requests as ReplayRequest, replay lines, or dicts (method, path, json|body, headers)."""
+        lines = []
+        for number, request in enumerate(requests, 1):
+            lines.append(_as_request(request, number))
+        if not lines:
+            raise ValueError("from_requests: no requests given")
+        return write_replay(self._next_path("requests"), lines)
+
+    def load(self, path: str | os.PathLike[str], skip_bad_lines: bool = False) -> ReplayFile:
+        """An existing replay file, checked now (a bad line fails here, naming file and line)."""
+        replay = ReplayFile(Path(path), skip_bad_lines=skip_bad_lines)
+        replay.count = sum(1 for _ in replay)
+        if replay.count == 0:
+            raise ValueError(f"{path}: the replay file holds no requests")
+        return replay
+
+
+def _as_request(request: ReplayRequest | str | Mapping[str, Any], number: int) -> ReplayRequest:
+    if isinstance(request, ReplayRequest):
+        return request
+    if isinstance(request, str):
+        parsed = parse_line(request, number, "from_requests")
+        if parsed is None:
+            raise ValueError(f"from_requests: request {number} is blank or a comment")
+        return parsed
+    if isinstance(request, Mapping):
+        method = str(
+            request.get("method", "POST" if ("json" in request or "body" in request) else "GET")
+        ).upper()
+        path = request.get("path") or request.get("url")
+        if not path:
+            raise ValueError(f"from_requests: request {number} has no 'path'")
+        headers = dict(request.get("headers", {}))
+        body = request.get("body")
+        if "json" in request:
+            body = json.dumps(request["json"], separators=(",", ":"))
+            headers.setdefault("Content-Type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        line = ReplayRequest(method, str(path), tuple(headers.items()), body).to_line()
+        parsed = parse_line(line, number, "from_requests")
+        assert parsed is not None
+        return parsed
+    raise TypeError(f"from_requests: request {number} is a {type(request).__name__}")
+
+
+@pytest.fixture
+def replay_file(tmp_path: Path) -> ReplayFactory:
+    """A factory of Iago-format replay files: prediction, recommendation, from_requests, load."""
+    return ReplayFactory(tmp_path)
+
+
+class LoadRunner:
+    """Runs one load and returns its LoadResult; the `load` marker supplies defaults."""
+
+    def __init__(self, item: pytest.Item, config: pytest.Config) -> None:
+        self.item = item
+        self.config = config
+        self.defaults = load_marker_kwargs(item)
+        self.results: list[LoadResult] = []
+
+    def __call__(
+        self,
+        endpoint: SeldonEndpoint,
+        replay: ReplayFile | str | os.PathLike[str],
+        **options: Any,
+    ) -> LoadResult:
+        unknown = sorted(set(options) - LOAD_RUN_KEYS - {"label"})
+        if unknown:
+            raise TypeError(
+                f"load_run got unknown argument(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(LOAD_RUN_KEYS | {'label'}))}"
+            )
+        values = {k: v for k, v in self.defaults.items() if k != "budgets"}
+        values.update({k: v for k, v in options.items() if v is not None})
+        config = self.config
+        scale = config.getoption("load_scale")
+        rate_scale = config.getoption("load_rate_scale")
+        for required in ("rate", "duration"):
+            if values.get(required) is None:
+                raise ValueError(
+                    f"load_run needs a {required}: pass {required}=... or set it on "
+                    f"@pytest.mark.load({required}=...)"
+                )
+        rate = float(values["rate"]) * rate_scale
+        duration = parse_duration_s(values["duration"], "duration") * scale
+        warmup = parse_duration_s(values.get("warmup", 0), "warmup") * scale
+        ramp = values.get("ramp")
+        ramp = None if ramp is None else parse_duration_s(ramp, "ramp") * scale
+        engine = values.get("engine") or config.getoption("load_engine")
+        if engine != "embedded":
+            raise ValueError(f"load_run: unknown engine {engine!r}; available: embedded")
+        settings = EngineSettings(
+            connections=int(values.get("connections") or config.getoption("load_connections")),
+            max_in_flight=values.get("max_in_flight"),
+            timeout=parse_duration_s(
+                values.get("timeout") or config.getoption("load_timeout"), "timeout"
+            ),
+            lag_threshold_ms=float(values.get("lag_threshold_ms", 5.0)),
+        )
+        if not isinstance(replay, ReplayFile):
+            replay = ReplayFile(Path(replay))
+        seed = values.get("seed")
+        if seed is None:
+            # Reproducible by default: the same test gets the same schedule every run.
+            seed = zlib.crc32(self.item.nodeid.encode("utf-8"))
+        label = options.get("label") or self.item.nodeid
+        try:
+            result = run_load(
+                endpoint,
+                replay,
+                rate=rate,
+                duration=duration,
+                warmup=warmup,
+                arrival=values.get("arrival") or "constant",
+                seed=int(seed),
+                ramp=ramp,
+                ramp_from=values.get("ramp_from"),
+                settings=settings,
+                label=label,
+            )
+        except RunInterrupted as interrupted:
+            register_result(self.config, self.item, interrupted.result)
+            raise
+        result.lag_accepted = bool(values.get("allow_lag")) or config.getoption("load_allow_lag")
+        self.results.append(result)
+        register_result(self.config, self.item, result)
+        return result
+
+
+@pytest.fixture
+def load_run(request: pytest.FixtureRequest) -> LoadRunner:
+    """Run a load: ``load_run(endpoint, replay, rate=200, duration="20s", warmup="5s")``."""
+    runner = LoadRunner(request.node, request.config)
+    request.node.stash[RUNNER_KEY] = runner
+    return runner
+
+
+RUNNER_KEY = pytest.StashKey[LoadRunner]()

@@ -1,0 +1,222 @@
+"""The pytest plugin: options, the `load` marker, marker budgets, and the run summary."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from .assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+from .durations import parse_duration_s
+from .endpoint import PROTOCOLS
+from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
+    RUNNER_KEY,
+    load_marker_kwargs,
+    load_run,
+    replay_file,
+    seldon_endpoint,
+    seldon_local,
+)
+from .report.terminal import write_summary
+from .run_registry import attach_to_report, collect_from_report, session_runs
+
+OUTCOME_KEY = pytest.StashKey[str]()
+
+
+def _positive_float(option: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} expects a number, got {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{option} must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _non_negative_float(option: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} expects a number, got {text!r}") from None
+        if not (value >= 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{option} must not be negative, got {text!r}")
+        return value
+
+    return parse
+
+
+def _duration(option: str):
+    def parse(text: str) -> str:
+        try:
+            if parse_duration_s(text, option) <= 0:
+                raise ValueError(f"{option} must be positive")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return parse
+
+
+def _positive_int(option: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{option} expects a whole number, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be at least 1, got {text!r}")
+        return value
+
+    return parse
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("seldon-load", "load tests of Seldon deployments")
+    group.addoption(
+        "--seldon-url",
+        default=None,
+        metavar="URL",
+        help="base URL of the Seldon server under test (default: start a local "
+        "MLServer); may include a route prefix such as /seldon/ns/name",
+    )
+    group.addoption(
+        "--seldon-protocol",
+        default="v2",
+        choices=PROTOCOLS,
+        help="protocol of --seldon-url: v2 (Open Inference), v1 (Seldon Core) or "
+        "legacy (seldon-server JS API). Default: v2",
+    )
+    group.addoption(
+        "--seldon-model",
+        default="iris",
+        metavar="NAME",
+        help="model name for V2 paths (/v2/models/NAME/infer). Default: iris",
+    )
+    group.addoption(
+        "--seldon-local-extra-latency",
+        default=0.0,
+        metavar="MS",
+        type=_non_negative_float("--seldon-local-extra-latency"),
+        help="make the local MLServer's model this many ms slower (to see a "
+        "regression caught). Default: 0",
+    )
+    group.addoption(
+        "--load-scale",
+        default=1.0,
+        metavar="FACTOR",
+        type=_positive_float("--load-scale"),
+        help="multiply every load duration (duration, warm-up, ramp) by FACTOR, "
+        "e.g. 0.1 for a quick pre-merge run. Default: 1",
+    )
+    group.addoption(
+        "--load-rate-scale",
+        default=1.0,
+        metavar="FACTOR",
+        type=_positive_float("--load-rate-scale"),
+        help="multiply every load rate by FACTOR. Default: 1",
+    )
+    group.addoption(
+        "--load-engine",
+        default="embedded",
+        choices=("embedded",),
+        help="what generates the load: the embedded open-loop engine. Default: embedded",
+    )
+    group.addoption(
+        "--load-connections",
+        default=64,
+        metavar="N",
+        type=_positive_int("--load-connections"),
+        help="keep-alive connections (and in-flight requests) per load run. Default: 64",
+    )
+    group.addoption(
+        "--load-timeout",
+        default="10s",
+        metavar="DURATION",
+        type=_duration("--load-timeout"),
+        help="per-request timeout, e.g. 2s or 500ms. Default: 10s",
+    )
+    group.addoption(
+        "--load-allow-lag",
+        action="store_true",
+        default=False,
+        help="judge budgets even when the load generator fell behind its schedule "
+        "(by default such a measurement is reported invalid)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "load(rate=None, duration=None, warmup=None, budgets=None, **load_run_options): a load "
+        "test; load_run takes its defaults from here, and budgets such as "
+        "{'p99': '50ms', 'error_rate': 0.001} are checked after the test body.",
+    )
+    session_runs(config)
+    config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    load_marker_kwargs(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """After the test body: check the marker's budgets on every run the test made."""
+    __tracebackhide__ = True
+    outcome = yield
+    budgets = load_marker_kwargs(item).get("budgets")
+    if not budgets:
+        return outcome
+    runner = item.stash.get(RUNNER_KEY, None)
+    results = runner.results if runner is not None else []
+    if not results:
+        raise InvalidMeasurement(
+            f"@pytest.mark.load declares budgets {budgets!r}, but the test ran no load: call the "
+            f"load_run fixture in the test"
+        )
+    failures: list[AssertionError] = []
+    for result in results:
+        for check in budget_checks(budgets):
+            try:
+                check(result)
+            except AssertionError as failure:
+                failures.append(failure)
+    if failures:
+        message = "marker budget failed:\n" + "\n\n".join(str(f) for f in failures)
+        if all(isinstance(f, InvalidMeasurement) for f in failures):
+            raise InvalidMeasurement(message)
+        raise BudgetExceeded(message)
+    return outcome
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[OUTCOME_KEY] = report.outcome
+    elif report.when == "teardown":
+        attach_to_report(item, report, item.stash.get(OUTCOME_KEY, "passed"))
+    return report
+
+
+class _RunCollector:
+    """Gathers every run's summary from the reports (on the xdist controller too)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and report.user_properties:
+            collect_from_report(self.config, report)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        runs = session_runs(self.config).runs
+        if runs:
+            write_summary(terminalreporter, runs)

@@ -1,0 +1,1 @@
+"""Ways to show load results: the terminal table (JSON, JUnit and HTML build on the same data)."""
