@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,19 @@ from .engine import EngineSettings, RunInterrupted, run_load
 from .replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from .result import LoadResult
 from .run_registry import register_result
+
+
+def _embedded_engine(
+    request: pytest.FixtureRequest, endpoint: SeldonEndpoint, replay: ReplayFile, **options: Any
+) -> LoadResult:
+    return run_load(endpoint, replay, **options)
+
+
+EngineFunction = Callable[..., LoadResult]
+ENGINES: dict[str, EngineFunction] = {"embedded": _embedded_engine}
+"""Load engines by name. Each is called as ``engine(request, endpoint, replay, rate=...,
+duration=..., warmup=..., arrival=..., seed=..., ramp=..., ramp_from=..., settings=...,
+label=...)`` and returns a LoadResult; other plugins add theirs here."""
 
 IRIS_FEATURES = tuple({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5))
 """The iris example of Seldon's original replay script: four features, each uniform in 0..5."""
@@ -86,8 +99,12 @@ def seldon_local(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.
 
 @pytest.fixture(scope="session")
 def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> SeldonEndpoint:
-    """The target under test: ``--seldon-url`` if given, else the local server."""
+    """The target under test: ``--seldon-url``, else ``--seldon-deployment`` in the cluster,
+    else the local server."""
     url = pytestconfig.getoption("seldon_url")
+    deployment = pytestconfig.getoption("seldon_deployment", default=None)
+    if not url and deployment:
+        return request.getfixturevalue("seldon_cluster").deployment(deployment)
     if url:
         return SeldonEndpoint(
             url,
@@ -193,10 +210,11 @@ def replay_file(tmp_path: Path) -> ReplayFactory:
 class LoadRunner:
     """Runs one load and returns its LoadResult; the `load` marker supplies defaults."""
 
-    def __init__(self, item: pytest.Item, config: pytest.Config) -> None:
-        self.item = item
-        self.config = config
-        self.defaults = load_marker_kwargs(item)
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        self.item = request.node
+        self.config = request.config
+        self.defaults = load_marker_kwargs(self.item)
         self.results: list[LoadResult] = []
 
     def __call__(
@@ -228,8 +246,10 @@ class LoadRunner:
         ramp = values.get("ramp")
         ramp = None if ramp is None else parse_duration_s(ramp, "ramp") * scale
         engine = values.get("engine") or config.getoption("load_engine")
-        if engine != "embedded":
-            raise ValueError(f"load_run: unknown engine {engine!r}; available: embedded")
+        if engine not in ENGINES:
+            raise ValueError(
+                f"load_run: unknown engine {engine!r}; available: {', '.join(sorted(ENGINES))}"
+            )
         settings = EngineSettings(
             connections=int(values.get("connections") or config.getoption("load_connections")),
             max_in_flight=values.get("max_in_flight"),
@@ -246,7 +266,8 @@ class LoadRunner:
             seed = zlib.crc32(self.item.nodeid.encode("utf-8"))
         label = options.get("label") or self.item.nodeid
         try:
-            result = run_load(
+            result = ENGINES[engine](
+                self.request,
                 endpoint,
                 replay,
                 rate=rate,
@@ -271,7 +292,7 @@ class LoadRunner:
 @pytest.fixture
 def load_run(request: pytest.FixtureRequest) -> LoadRunner:
     """Run a load: ``load_run(endpoint, replay, rate=200, duration="20s", warmup="5s")``."""
-    runner = LoadRunner(request.node, request.config)
+    runner = LoadRunner(request)
     request.node.stash[RUNNER_KEY] = runner
     return runner
 

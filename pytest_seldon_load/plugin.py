@@ -11,6 +11,7 @@ from .assertions import BudgetExceeded, InvalidMeasurement, budget_checks
 from .durations import parse_duration_s
 from .endpoint import PROTOCOLS
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
+    ENGINES,
     RUNNER_KEY,
     load_marker_kwargs,
     load_run,
@@ -78,7 +79,7 @@ def _positive_int(option: str):
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("seldon-load", "load tests of Seldon deployments")
+    group = parser.getgroup("seldon-load", "seldon-load (load tests of Seldon deployments)")
     group.addoption(
         "--seldon-url",
         default=None,
@@ -125,8 +126,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--load-engine",
         default="embedded",
-        choices=("embedded",),
-        help="what generates the load: the embedded open-loop engine. Default: embedded",
+        metavar="NAME",
+        help="what generates the load: embedded (the in-process open-loop engine), or an "
+        "engine another plugin adds. Default: embedded",
     )
     group.addoption(
         "--load-connections",
@@ -158,8 +160,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "test; load_run takes its defaults from here, and budgets such as "
         "{'p99': '50ms', 'error_rate': 0.001} are checked after the test body.",
     )
+    _check_engine_option(config)
     session_runs(config)
     config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
+
+
+def _check_engine_option(config: pytest.Config) -> None:
+    engine = config.getoption("load_engine")
+    if engine not in ENGINES:
+        raise pytest.UsageError(
+            f"--load-engine: unknown engine {engine!r}; available: {', '.join(sorted(ENGINES))}"
+        )
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,266 @@
+"""The plugin as a user meets it: pytest runs of small load suites, through pytester.
+
+Each inner run targets a real aiohttp server on 127.0.0.1 (``--seldon-url``), whose path says
+how to answer: ``/delay/<ms>`` waits, ``/status/<code>`` answers that status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from aiohttp import web
+from servers import V2_OK, ServerThread, json_response
+
+pytest_plugins = ["pytester"]
+
+
+async def _by_path(request: web.Request) -> web.StreamResponse:
+    await request.read()
+    parts = request.path.strip("/").split("/")
+    if parts[0] == "delay" and len(parts) > 1:
+        await asyncio.sleep(float(parts[1]) / 1000.0)
+    if parts[0] == "status" and len(parts) > 1:
+        return json_response(b'{"error":"failed"}', status=int(parts[1]))
+    return json_response(V2_OK)
+
+
+@pytest.fixture(scope="module")
+def target_url():
+    with ServerThread(_by_path) as server:
+        yield server.url
+
+
+@pytest.fixture
+def run_suite(pytester: pytest.Pytester, target_url: str):
+    """Write `source` as a test module and run it against the test server."""
+
+    def run(source: str, *args: str) -> pytest.RunResult:
+        pytester.makepyfile(test_suite=source)
+        return pytester.runpytest("-p", "no:cacheprovider", f"--seldon-url={target_url}", *args)
+
+    return run
+
+
+HEADER = """
+import pytest
+from pytest_seldon_load import assert_p99_below, assert_error_rate_below, assert_p50_below
+"""
+
+
+def test_met_budget_passes_and_summary_shows_the_run(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+def test_fast(seldon_endpoint, replay_file, load_run):
+    replay = replay_file.from_requests(["/delay/5"])
+    result = load_run(seldon_endpoint, replay, rate=40, duration=1)
+    assert result.requests == 40
+    assert_p99_below(result, "500ms")
+    assert_error_rate_below(result, 0)
+"""
+    )
+    result.assert_outcomes(passed=1)
+    output = result.stdout.str()
+    assert "seldon-load summary" in output
+    row = next(line for line in output.splitlines() if line.startswith("test_fast"))
+    assert re.search(r"40/40\.0\s+40\s", row), row
+    assert row.rstrip().endswith("pass")
+
+
+def test_blown_budget_fails_with_the_numbers(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+def test_slow(seldon_endpoint, replay_file, load_run):
+    replay = replay_file.from_requests(["/delay/30"])
+    result = load_run(seldon_endpoint, replay, rate=40, duration=1)
+    assert_p99_below(result, "10ms")
+"""
+    )
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert re.search(r"p99 latency 3\d\.\dms is over its budget of 10\.0ms", output), output
+    assert "40 requests sent of 40 scheduled" in output
+    assert "target rate 40/s, achieved 40.0/s" in output
+    assert "errors: none" in output
+    for label in ("p50", "p90", "p95", "p99", "p99.9", "max"):
+        assert re.search(rf"^E\s+{re.escape(label)}\s+\d", output, re.MULTILINE), label
+    row = next(line for line in output.splitlines() if line.startswith("test_slow"))
+    assert row.rstrip().endswith("FAIL")
+
+
+def test_error_budget_counts_server_errors(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+def test_errors(seldon_endpoint, replay_file, load_run):
+    replay = replay_file.from_requests(["/status/503", "/", "/", "/"])
+    result = load_run(seldon_endpoint, replay, rate=40, duration=1)
+    assert result.status_codes == {503: 10, 200: 30}
+    assert_error_rate_below(result, "1%")
+"""
+    )
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "error rate 25.000% (10 of 40 requests) is over its budget of 1.000%" in output
+    assert "http_503 ×10" in output
+
+
+def test_marker_budgets_are_checked_after_a_body_without_assertions(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.load(rate=40, duration="1s", budgets={"p99": "5ms"})
+def test_marker_blown(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/delay/20"]))
+
+@pytest.mark.load(rate=40, duration="1s", budgets={"p99": "2s", "error_rate": 0})
+def test_marker_met(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/delay/1"]))
+
+@pytest.mark.load(budgets={"p99": "1s"})
+def test_marker_without_a_run():
+    pass
+"""
+    )
+    result.assert_outcomes(passed=1, failed=2)
+    output = result.stdout.str()
+    assert "marker budget failed" in output
+    assert re.search(r"p99 latency 2\d\.\dms is over its budget of 5\.00ms", output), output
+    assert "the test ran no load" in output
+
+
+def test_marker_supplies_load_run_defaults_and_scales_apply(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.load(rate=20, duration="4s", warmup="2s")
+def test_scaled(seldon_endpoint, replay_file, load_run):
+    result = load_run(seldon_endpoint, replay_file.from_requests(["/"]))
+    assert result.duration == pytest.approx(1.0)
+    assert result.target_rate == pytest.approx(40.0)
+    assert result.scheduled == 40
+""",
+        "--load-scale=0.25",
+        "--load-rate-scale=2",
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_bad_marker_budget_names_the_key(run_suite):
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.load(rate=10, duration=1, budgets={"p99": "fast"})
+def test_typo(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/"]))
+
+@pytest.mark.load(rate=10, duration=1, budgets={"p98.x": "5ms"})
+def test_unknown(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/"]))
+
+@pytest.mark.load(rate=10, durations=1)
+def test_bad_argument():
+    pass
+"""
+    )
+    result.assert_outcomes(errors=3)
+    output = result.stdout.str()
+    assert "budgets['p99']: cannot read 'fast'" in output
+    assert "unknown budget 'p98.x'" in output
+    assert "unknown argument(s) durations" in output
+
+
+def test_lagging_generator_makes_the_measurement_invalid_unless_allowed(run_suite):
+    source = (
+        HEADER
+        + """
+def test_lag(seldon_endpoint, replay_file, load_run):
+    # A zero lag tolerance makes every send "late": the generator did not keep up.
+    result = load_run(seldon_endpoint, replay_file.from_requests(["/"]), rate=40, duration=1,
+                      lag_threshold_ms=0)
+    assert not result.kept_up
+    assert_p99_below(result, "10s")
+"""
+    )
+    invalid = run_suite(source)
+    invalid.assert_outcomes(failed=1)
+    output = invalid.stdout.str()
+    assert "the measurement is invalid, the load generator fell behind its own schedule" in output
+    assert re.search(r"^test_lag\s.*invalid$", output, re.MULTILINE), output
+    allowed = run_suite(source, "--load-allow-lag")
+    allowed.assert_outcomes(passed=1)
+
+
+def test_options_are_grouped_and_validated(pytester: pytest.Pytester):
+    help_text = pytester.runpytest("--help").stdout.str()
+    section = help_text.split("seldon-load (load tests of Seldon deployments):", 1)[1]
+    for option in ("--seldon-url", "--seldon-protocol", "--seldon-model", "--load-scale",
+                   "--load-rate-scale", "--load-engine", "--load-allow-lag"):
+        assert option in section, option
+    bad = pytester.runpytest("--load-scale=0")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--load-scale must be a positive number" in bad.stderr.str()
+
+
+def test_load_marker_is_registered_for_strict_markers(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.load
+def test_marked():
+    pass
+"""
+    )
+    result = pytester.runpytest("--strict-markers", "-m", "load")
+    result.assert_outcomes(passed=1)
+
+
+def test_secrets_stay_out_of_failure_output(pytester: pytest.Pytester, target_url: str):
+    pytester.makeconftest(
+        f"""
+import pytest
+from pytest_seldon_load import SeldonEndpoint
+
+@pytest.fixture(scope="session")
+def seldon_endpoint():
+    return SeldonEndpoint("{target_url}", headers={{"Authorization": "Bearer s3cr3t-t0ken"}})
+"""
+    )
+    pytester.makepyfile(
+        HEADER
+        + """
+def test_slow(seldon_endpoint, replay_file, load_run):
+    replay = replay_file.from_requests(
+        ["/delay/20?consumer_key=k3y-abcdef&user=1", "/delay/20?consumer_key=k3y-abcdef&user=2"]
+    )
+    result = load_run(seldon_endpoint, replay, rate=20, duration=1)
+    assert_p50_below(result, "1ms")
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--showlocals", "-vv")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "s3cr3t-t0ken" not in output
+    assert "***" in output
+
+
+def test_results_from_xdist_workers_reach_the_summary(run_suite):
+    pytest.importorskip("xdist")
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.parametrize("n", [1, 2])
+def test_each(seldon_endpoint, replay_file, load_run, n):
+    load_run(seldon_endpoint, replay_file.from_requests(["/"]), rate=20, duration=1)
+""",
+        "-n",
+        "2",
+    )
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str()
+    assert re.search(r"^test_each\[1\]\s.*pass$", output, re.MULTILINE), output
+    assert re.search(r"^test_each\[2\]\s.*pass$", output, re.MULTILINE), output
