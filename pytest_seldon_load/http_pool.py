@@ -25,6 +25,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+"""Headers that frame the message on the wire: only the pool writes them."""
+
 Callback = Callable[[object, "int | None", bytes, "str | None", float, float], None]
 """on_done(context, status, body, error_kind, written_at, done_at)."""
 
@@ -37,13 +40,22 @@ def request_bytes(
     body: bytes | None,
 ) -> bytes:
     """A complete HTTP/1.1 request, built once and written as is for every send."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines = [f"{method} {target} HTTP/1.1"]
     names = set()
     for name, value in (headers or {}).items():
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
             raise ValueError(f"header {name!r} contains a line break")
+        lowered = name.lower()
+        if lowered in FRAMING_HEADERS:
+            raise ValueError(
+                f"header {name!r} is set by the load generator from the body; remove it"
+            )
+        if lowered in names:
+            raise ValueError(f"header {name!r} is given twice")
         lines.append(f"{name}: {value}")
-        names.add(name.lower())
+        names.add(lowered)
+    if "host" not in names:  # a Host header of the user's (a virtual host) wins
+        lines.insert(1, f"Host: {host}")
     if "user-agent" not in names:
         lines.append("User-Agent: pytest-seldon-load")
     if body is not None or method in ("POST", "PUT", "PATCH"):
@@ -83,6 +95,7 @@ class _Connection(asyncio.Protocol):
         self.pending: _Pending | None = None
         self.body: list[bytes] = []
         self.headers_done = False
+        self.framed = False  # Content-Length or chunked: the body does not end at EOF
         self.closed = False
 
     # asyncio.Protocol
@@ -101,7 +114,7 @@ class _Connection(asyncio.Protocol):
         pending = self.pending
         if pending is not None:
             self.pending = None
-            if exc is None and self.headers_done:
+            if exc is None and self.headers_done and not self.framed:
                 # A body delimited by the end of the connection ends here.
                 pending.finish(self.parser.get_status_code(), b"".join(self.body), None)
             else:
@@ -112,6 +125,10 @@ class _Connection(asyncio.Protocol):
         self.pool._lost(self)
 
     # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+
     def on_headers_complete(self) -> None:
         self.headers_done = True
 
@@ -121,7 +138,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         pending = self.pending
         self.pending = None
-        self.headers_done = False
+        self.headers_done = self.framed = False
         body = b"".join(self.body) if self.body else b""
         self.body.clear()
         keep_alive = self.parser.should_keep_alive()
@@ -172,7 +189,8 @@ class HttpPool:
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         default_port = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
-        self.host_header = parts.netloc.rsplit("@", 1)[-1] if not default_port else self.host
+        bracketed = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = bracketed if default_port else f"{bracketed}:{self.port}"
         self.path_prefix = parts.path.rstrip("/")
         self.connections = connections
         self.timeout = timeout
@@ -220,8 +238,15 @@ class HttpPool:
                 else "timeout" if isinstance(exc, asyncio.TimeoutError)
                 else "connect_error"
             )
-            if self._waiting:
-                self._waiting.popleft().finish(None, b"", kind)
+            # Each waiting request gets its own attempt, and its own honest failure.
+            waiting = self._waiting
+            while waiting:
+                pending = waiting.popleft()
+                if pending.callback is not None:
+                    pending.finish(None, b"", kind)
+                    break
+            if waiting and not self._closed:
+                self._open_one()
             return
         self._opening -= 1
         if self._closed:
