@@ -1,0 +1,71 @@
+"""What every ``seldon-load`` command shares: the parser class, errors, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import textwrap
+from collections.abc import Callable
+from typing import NoReturn
+
+from ..redact import redact_text
+
+PROG = "seldon-load"
+_ANY_CONSUMER_KEY = re.compile(r"(?i)(consumer_key=)[^&#\s]*")
+
+
+class CommandError(Exception):
+    """Bad input to a command: reported as one line on stderr, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``prog: error: message``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {redact_text(message)}\n")
+
+
+def wrap(text: str) -> str:
+    return textwrap.fill(text, width=88, break_on_hyphens=False)
+
+
+def whole(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def seed(text: str) -> int | None:
+    if text.lower() in ("none", "random"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 0 or 'none', got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
+    return value
+
+
+def hide_keys(text: str) -> str:
+    return _ANY_CONSUMER_KEY.sub(r"\1***", redact_text(text))
