@@ -25,7 +25,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,8 @@ from .protocols import judge
 from .redact import redact_url
 from .replay import ReplayFile, ReplayRequest
 from .result import LoadResult, Recorder
+
+Companion = Callable[["ActiveRun"], contextlib.AbstractAsyncContextManager]
 
 CACHE_REPLAY_BYTES = 16 * 1024 * 1024
 """Replays up to this size are prepared once and looped from memory; larger ones stream."""
@@ -86,8 +88,13 @@ def _replay_cycle(pool: HttpPool, endpoint: SeldonEndpoint, replay: ReplayFile) 
         yield prepare(request)
 
 
-class _Run:
-    """One run's state, shared by the dispatcher and the request tasks."""
+class ActiveRun:
+    """One run's state, shared by the dispatcher and the request callbacks.
+
+    A companion (see `run_load`) may read, from the run's own event loop: `recorder` (the
+    live counts and histograms), `pacer`, `warmup`, `settings`, `start` (the perf_counter
+    origin of the schedule), `scheduled`, `in_flight`; and call `stop()`.
+    """
 
     def __init__(
         self,
@@ -113,18 +120,23 @@ class _Run:
         self.interrupted = False
         self.drained: asyncio.Future | None = None
 
-    async def run(self) -> None:
+    async def run(self, companion: Companion | None = None) -> None:
         settings = self.settings
         self.pool = HttpPool(
             self.endpoint.base_url, connections=settings.connections, timeout=settings.timeout
         )
-        dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
-        try:
-            await dispatcher
-        except asyncio.CancelledError:
-            if not self.interrupted:
-                raise
-        await self._drain()
+        async with companion(self) if companion else contextlib.nullcontext():
+            dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
+            try:
+                await dispatcher
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise
+            await self._drain()
+
+    def stop(self) -> None:
+        """Stop sending now; keep everything measured so far (the result says interrupted)."""
+        self.interrupt()
 
     def interrupt(self) -> None:
         """Stop sending now; keep everything measured so far."""
@@ -259,13 +271,13 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _run_in_new_loop(run: _Run) -> None:
+def _run_in_new_loop(run: ActiveRun, companion: Companion | None) -> None:
     loop = _new_event_loop()
     on_main_thread = threading.current_thread() is threading.main_thread()
     try:
         if on_main_thread:
             loop.add_signal_handler(signal.SIGINT, run.interrupt)
-        loop.run_until_complete(run.run())
+        loop.run_until_complete(run.run(companion))
     finally:
         if on_main_thread:
             with contextlib.suppress(Exception):
@@ -296,12 +308,15 @@ def run_load(
     ramp_from: float | None = None,
     settings: EngineSettings | None = None,
     label: str = "",
+    companion: Companion | None = None,
 ) -> LoadResult:
     """Replay `replay` against `endpoint` at `rate` req/s for `warmup` + `duration` seconds.
 
     Blocks until done. Safe to call from inside a running event loop (it then runs in a
     thread of its own). Ctrl-C stops the run and raises `RunInterrupted` carrying the partial
-    result.
+    result. `companion(run)` is an async context manager entered on the run's event loop
+    before the first send and left after the last answer: a live view of the `ActiveRun`
+    (an admin port serving its stats, say).
     """
     if warmup < 0:
         raise ValueError(f"warmup must not be negative, got {warmup}")
@@ -309,7 +324,7 @@ def run_load(
         raise ValueError(f"duration must be positive, got {duration}")
     settings = settings or EngineSettings()
     pacer = Pacer(arrival, rate, warmup + duration, ramp=ramp, ramp_from=ramp_from, seed=seed)
-    run = _Run(endpoint, replay, pacer, warmup, settings)
+    run = ActiveRun(endpoint, replay, pacer, warmup, settings)
     try:
         asyncio.get_running_loop()
         inside_loop = True
@@ -320,7 +335,7 @@ def run_load(
 
         def target() -> None:
             try:
-                _run_in_new_loop(run)
+                _run_in_new_loop(run, companion)
             except BaseException as exc:  # handed to the caller's thread below
                 errors.append(exc)
 
@@ -330,7 +345,7 @@ def run_load(
         if errors:
             raise errors[0]
     else:
-        _run_in_new_loop(run)
+        _run_in_new_loop(run, companion)
     result = run.result(label=label)
     if run.interrupted:
         raise RunInterrupted(result)

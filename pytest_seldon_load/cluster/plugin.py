@@ -1,0 +1,1 @@
+"""The cluster side of the plugin: Kubernetes-backed fixtures and the Iago engine."""

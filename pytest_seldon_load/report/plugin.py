@@ -1,0 +1,1 @@
+"""The reporting side of the plugin: baselines, JSON/JUnit/HTML reports, live progress."""
