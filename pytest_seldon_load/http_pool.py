@@ -65,10 +65,11 @@ def request_bytes(
 
 
 class _Pending:
-    __slots__ = ("callback", "connection", "context", "payload", "timer", "written_at")
+    __slots__ = ("callback", "connection", "context", "head", "payload", "timer", "written_at")
 
     def __init__(self, payload: bytes, callback: Callback, context: object) -> None:
         self.payload = payload
+        self.head = payload.startswith(b"HEAD ")  # its answer has headers and no body
         self.callback = callback
         self.context = context
         self.connection: _Connection | None = None
@@ -131,21 +132,30 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        pending = self.pending
+        if pending is not None and pending.head:
+            # The parser cannot be told the request was a HEAD and would wait for the body
+            # that Content-Length announces: the answer ends here, on a fresh parser.
+            parser = self.parser
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete(parser.get_status_code(), parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self._complete(self.parser.get_status_code(), self.parser.should_keep_alive())
+
+    def _complete(self, status: int, keep_alive: bool) -> None:
         pending = self.pending
         self.pending = None
         self.headers_done = self.framed = False
         body = b"".join(self.body) if self.body else b""
         self.body.clear()
-        keep_alive = self.parser.should_keep_alive()
         if pending is None:
             self.abort()  # a response nobody asked for: the stream is out of step
             return
-        pending.finish(self.parser.get_status_code(), body, None)
+        pending.finish(status, body, None)
         if keep_alive and not self.closed:
             self.pool._release(self)
         else:

@@ -114,7 +114,16 @@ class Pacer:
         return self.profile.expected(self.duration)
 
     def offsets(self, chunk: int = 8192) -> Iterator[np.ndarray]:
-        """Every intended send time in [0, duration), chunk by chunk, same for the same seed."""
+        """Every intended send time in [0, duration), in chunks of at most `chunk`.
+
+        The same seed gives the same times, bit for bit, whatever the chunk size.
+        """
+        for block in self._blocks():
+            for begin in range(0, block.size, chunk):
+                yield block[begin : begin + chunk]
+
+    def _blocks(self, block: int = 8192) -> Iterator[np.ndarray]:
+        chunk = block
         rng = np.random.default_rng(self.seed)
         total = self.profile.expected(self.duration)
         done = 0.0  # position on the Λ axis reached so far

@@ -61,6 +61,13 @@ class ReplayRequest:
         return f"{path}?{parts.query}" if parts.query else path
 
     def to_line(self) -> str:
+        """The request as one replay line; refuses what one line cannot carry faithfully."""
+        for name, value in self.headers:
+            if not _HEADER_WORD.match(f"{name}:{value}"):
+                raise ValueError(
+                    f"header {name!r} cannot go in a replay line: a header there is one "
+                    f"Name:value word without spaces (give such headers to the endpoint)"
+                )
         if self.method == "GET" and not self.headers and self.body is None:
             return self.target
         words = [self.method, self.target, *(f"{k}:{v}" for k, v in self.headers)]
@@ -147,23 +154,19 @@ class ReplayFile:
         source = str(self.path)
         bad = 0
         try:
-            handle = open(self.path, encoding="utf-8", newline=None)  # noqa: SIM115
+            handle = open(self.path, "rb")  # noqa: SIM115
         except OSError as exc:
             raise ReplayError(source, 0, f"cannot open the replay file ({exc.strerror})") from None
         with handle:
-            line_number = 0
-            while True:
+            # Bytes, decoded line by line: a bad byte is reported on its own line.
+            for line_number, raw in enumerate(handle, 1):
                 try:
-                    text = handle.readline()
-                except UnicodeDecodeError:
-                    # A replay is UTF-8 (Iago reads it so); name the line, not a byte offset.
-                    raise ReplayError(
-                        source, line_number + 1, "the line is not valid UTF-8"
-                    ) from None
-                if not text:
-                    break
-                line_number += 1
-                try:
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise ReplayError(
+                            source, line_number, "the line is not valid UTF-8"
+                        ) from None
                     request = parse_line(text, line_number, source)
                 except ReplayError:
                     if not self.skip_bad_lines:
@@ -204,7 +207,10 @@ def write_replay(
             for comment in header.splitlines():
                 handle.write(f"# {comment}\n")
         for request in requests:
-            line = request if isinstance(request, str) else request.to_line()
+            try:
+                line = request if isinstance(request, str) else request.to_line()
+            except ValueError as exc:
+                raise ValueError(f"replay request {count + 1}: {exc}") from None
             if "\n" in line or "\r" in line:
                 raise ValueError(f"replay request {count + 1} spans several lines: {line[:80]!r}")
             handle.write(line)

@@ -390,6 +390,22 @@ class LoadResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadResult:
+        """A result from its `to_dict` form; anything else is a ValueError saying what."""
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"not a load result: expected a JSON object, got {type(data).__name__}"
+            )
+        try:
+            return cls._from_checked_dict(data)
+        except ValueError:
+            raise
+        except KeyError as exc:
+            raise ValueError(f"not a load result: the field {exc.args[0]!r} is missing") from None
+        except Exception as exc:  # a corrupt histogram, a field of the wrong type
+            raise ValueError(f"not a load result: {type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_checked_dict(cls, data: dict[str, Any]) -> LoadResult:
         if data.get("schema") != SCHEMA:
             raise ValueError(
                 f"not a load result: schema is {data.get('schema')!r}, expected {SCHEMA!r}"

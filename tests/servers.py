@@ -1,0 +1,223 @@
+"""Small aiohttp servers on 127.0.0.1 for engine tests, each served from its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+V2_OK = json.dumps(
+    {"model_name": "iris", "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64",
+                                        "data": [0]}]}
+).encode()
+V2_MODEL_ERROR = json.dumps({"error": "model failed to predict"}).encode()
+V1_OK = json.dumps({"data": {"names": ["t:0"], "ndarray": [[0.9]]},
+                    "meta": {}, "status": {"code": 200, "status": "SUCCESS"}}).encode()
+V1_FAILURE = json.dumps(
+    {"status": {"code": -1, "info": "predictor exploded", "reason": "MICROSERVICE_INTERNAL_ERROR",
+                "status": 1}}
+).encode()
+
+
+def json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+class ServerThread:
+    """Serve one handler for every method and path on 127.0.0.1, from a background thread."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self._thread = threading.Thread(target=self._serve, name="test-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("test server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        app = web.Application()
+        handler = self.handler
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await handler(request)
+
+        app.router.add_route("*", "/{tail:.*}", handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        try:
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.SockSite(runner, sock, backlog=512).start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(_cancel_the_rest())
+            loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """Cancel handlers still sleeping past the shutdown grace period."""
+    rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
+
+
+class ClosedPort:
+    """A 127.0.0.1 port held bound but not listening: every connection attempt is refused."""
+
+    def __enter__(self) -> ClosedPort:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._sock.close()
+
+
+def delayed(seconds: float, body: bytes = V2_OK) -> Handler:
+    """Answer 200 with `body` after `seconds`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(seconds)
+        return json_response(body)
+
+    return handler
+
+
+def fixed(status: int, body: bytes) -> Handler:
+    """Answer every request with `status` and `body` at once."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return json_response(body, status)
+
+    return handler
+
+
+class EveryNthFails:
+    """Every n-th request (n, 2n, ...) gets a 500; the others a V2 success."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen = 0
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen += 1
+        if self.seen % self.n == 0:
+            return json_response(b'{"error":"injected"}', 500)
+        return json_response(V2_OK)
+
+
+class StallOnce:
+    """Fast, except once: the first request `after` s past the first one holds every request
+    for `hold` seconds (a GC pause, a failover)."""
+
+    def __init__(self, after: float = 1.0, hold: float = 1.0) -> None:
+        self.after = after
+        self.hold = hold
+        self.first: float | None = None
+        self.stalled = False
+        self._released: asyncio.Event | None = None
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        await request.read()
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+        if not self.stalled and now - self.first >= self.after:
+            self.stalled = True
+            self._released = asyncio.Event()
+            await asyncio.sleep(self.hold)
+            self._released.set()
+        elif self._released is not None and not self._released.is_set():
+            await self._released.wait()
+        return json_response(V2_OK)
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    raw_path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class Recording:
+    """Answer a V2 success and keep every request as it arrived."""
+
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.seen.append(Seen(request.method, request.raw_path, dict(request.headers), body))
+        return json_response(V2_OK)
+
+
+async def hang_up(request: web.Request) -> web.Response:
+    """Read the request, then close the connection without answering."""
+    await request.read()
+    request.transport.close()
+    return web.Response()
+
+
+def cut_short(chunked: bool) -> Handler:
+    """Start a 200 and close the connection before the body is complete."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if chunked:
+            response = web.StreamResponse()
+            response.enable_chunked_encoding()
+        else:
+            response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b'{"outp')
+        request.transport.close()
+        return response
+
+    return handler
