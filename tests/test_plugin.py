@@ -13,8 +13,6 @@ import pytest
 from aiohttp import web
 from servers import V2_OK, ServerThread, json_response
 
-pytest_plugins = ["pytester"]
-
 
 async def _by_path(request: web.Request) -> web.StreamResponse:
     await request.read()

@@ -1,0 +1,100 @@
+"""Ctrl-C during a load run: the run stops at once and keeps what it measured."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from servers import V2_OK, ServerThread, json_response
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends SIGINT")
+
+
+async def _ok(request):
+    await request.read()
+    return json_response(V2_OK)
+
+
+@pytest.fixture(scope="module")
+def target_url():
+    with ServerThread(_ok) as server:
+        yield server.url
+
+
+def _interrupt_after_output(process: subprocess.Popen, marker: str, delay: float) -> None:
+    deadline = time.monotonic() + 20
+    seen = ""
+    while marker not in seen:
+        assert time.monotonic() < deadline, f"never saw {marker!r}: {seen!r}"
+        line = process.stdout.readline()
+        assert line, f"process ended before {marker!r}: {seen!r}"
+        seen += line
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+
+
+def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys
+        from pytest_seldon_load import RunInterrupted, SeldonEndpoint, run_load, write_replay
+        replay = write_replay({str(tmp_path / "r.replay")!r}, ["/v2/models/iris/ready"])
+        print("starting", flush=True)
+        try:
+            run_load(SeldonEndpoint({target_url!r}), replay, rate=100, duration=30)
+        except RunInterrupted as stop:
+            print(json.dumps(stop.result.summary()), flush=True)
+            sys.exit(3)
+    """))
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    started = time.monotonic()
+    try:
+        _interrupt_after_output(process, "starting", 1.5)
+        out, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    elapsed = time.monotonic() - started
+    assert process.returncode == 3, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["interrupted"] is True
+    assert 50 <= summary["requests"] <= 400
+    assert summary["errors"] == 0
+    assert summary["duration"] < 5
+    assert summary["achieved_rate"] == pytest.approx(100, rel=0.3)
+    assert elapsed < 10
+
+
+def test_ctrl_c_in_a_pytest_run_prints_the_partial_run(pytester: pytest.Pytester, target_url):
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+import sys
+
+def test_long(seldon_endpoint, replay_file, load_run):
+    replay = replay_file.from_requests(["/v2/models/iris/ready"])
+    print("starting", file=sys.__stdout__, flush=True)
+    load_run(seldon_endpoint, replay, rate=50, duration=30)
+"""
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
+         f"--seldon-url={target_url}", str(pytester.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pytester.path,
+    )
+    try:
+        _interrupt_after_output(process, "starting", 1.5)
+        out, _ = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert "load run interrupted" in out
+    row = next((line for line in out.splitlines() if line.startswith("test_long")), None)
+    assert row is not None, out
+    assert row.rstrip().endswith("interrupted")
