@@ -274,6 +274,12 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 def _run_in_new_loop(run: ActiveRun, companion: Companion | None) -> None:
     loop = _new_event_loop()
     on_main_thread = threading.current_thread() is threading.main_thread()
+    if on_main_thread:
+        # A closed uvloop leaves its own SIGINT handler installed, which would swallow every
+        # later Ctrl-C of the session: put back exactly what was there before.
+        previous_handler = signal.getsignal(signal.SIGINT)
+        previous_wakeup_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(previous_wakeup_fd)
     try:
         if on_main_thread:
             loop.add_signal_handler(signal.SIGINT, run.interrupt)
@@ -285,6 +291,9 @@ def _run_in_new_loop(run: ActiveRun, companion: Companion | None) -> None:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+        if on_main_thread:
+            signal.signal(signal.SIGINT, previous_handler)
+            signal.set_wakeup_fd(previous_wakeup_fd)
 
 
 class RunInterrupted(KeyboardInterrupt):

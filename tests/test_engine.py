@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -305,6 +307,17 @@ def test_run_load_inside_a_running_event_loop(v2_replay):
     assert_accounted(result)
     assert result.ok == 30
     assert 4.5 <= result.p50 <= 30.0
+
+
+def test_ctrl_c_works_again_after_a_run(v2_replay):
+    """The loop's own SIGINT handler is gone with the loop: a later Ctrl-C interrupts."""
+    before = signal.getsignal(signal.SIGINT)
+    with ServerThread(fixed(200, V2_OK)) as server:
+        run_load(SeldonEndpoint(server.url), v2_replay, rate=20, duration=0.5)
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)
 
 
 def test_requests_carry_path_prefix_headers_and_body(tmp_path):
