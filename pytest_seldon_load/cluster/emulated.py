@@ -1,0 +1,405 @@
+"""An emulated Kubernetes API on loopback, to try (and test) the cluster fixtures without one.
+
+The API server is kmock's Kubernetes emulator (``pip install kmock``), a real HTTP server that
+stores objects; the official client talks to it through an ordinary kubeconfig. What a cluster
+would do by itself is done here through the API, as its controllers would: an "operator" sets
+a SeldonDeployment's status, a "kubelet" marks new pods Running. Exec and port-forward are not
+emulated (they ride websockets); pair this with `loopback.LoopbackTransport`. The emulator
+stores objects as sent: give metadata.namespace in what you create (a real API server fills
+it in), or the kubelet cannot find the pod again.
+
+Try it::
+
+    python -m pytest_seldon_load.cluster.emulated --kubeconfig /tmp/emulated.kubeconfig \\
+        --local-mlserver
+    pytest --seldon-kubeconfig /tmp/emulated.kubeconfig --seldon-deployment iris ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s
+
+from ..durations import parse_duration_s
+from .seldon import GROUP, PLURAL, VERSION
+
+KUBELET_TICK_S = 0.05
+RESOURCES = {
+    f"{GROUP}/{VERSION}/{PLURAL}": "SeldonDeployment",
+    "v1/pods": "Pod",
+    "v1/services": "Service",
+    "v1/secrets": "Secret",
+    "v1/configmaps": "ConfigMap",
+}
+
+
+class EmulatedKubernetes:
+    """kmock's Kubernetes emulator serving on 127.0.0.1 from a background thread.
+
+    `kubelet` is what becomes of new pods: "run" (Running and Ready after `pod_start_delay`),
+    "image-pull-backoff" (Pending, waiting on an image that never comes), or None (untouched).
+    """
+
+    def __init__(self, *, kubelet: str | None = "run", pod_start_delay: float = 0.1) -> None:
+        if kubelet not in (None, "run", "image-pull-backoff"):
+            raise ValueError(
+                f"kubelet: expected 'run', 'image-pull-backoff' or None, got {kubelet!r}"
+            )
+        self.kubelet = kubelet
+        self.pod_start_delay = pod_start_delay
+        self.url = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._kubelet_thread: threading.Thread | None = None
+        self._halt = threading.Event()
+        self._error: BaseException | None = None
+        self._api: k8s.ApiClient | None = None
+
+    # --- the server ---------------------------------------------------------------
+    def start(self) -> EmulatedKubernetes:
+        try:
+            import kmock  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                "the emulated cluster needs kmock: pip install 'pytest-seldon-load[dev]'"
+            ) from None
+        self._thread = threading.Thread(target=self._serve, name="emulated-k8s", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("the emulated Kubernetes API did not start within 15 s")
+        if self._error is not None:
+            raise self._error
+        configuration = k8s.Configuration()
+        configuration.host = self.url
+        self._api = k8s.ApiClient(configuration)
+        if self.kubelet:
+            self._kubelet_thread = threading.Thread(
+                target=self._kubelet_loop, name="emulated-kubelet", daemon=True
+            )
+            self._kubelet_thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._kubelet_thread is not None:
+            self._kubelet_thread.join(5)
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+        if self._api is not None:
+            self._api.close()
+
+    def __enter__(self) -> EmulatedKubernetes:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _serve(self) -> None:
+        import kmock
+        from kmock import ResourceInfo
+
+        loop = self._loop = asyncio.new_event_loop()
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+                for resource, kind in RESOURCES.items():
+                    emulator.resources[resource] = ResourceInfo(kind=kind, namespaced=True)
+                self.url = str(server.url).rstrip("/")
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:  # reported to the thread that started us
+            self._error = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    # --- clients ------------------------------------------------------------------
+    @property
+    def api(self) -> k8s.ApiClient:
+        if self._api is None:
+            raise RuntimeError("EmulatedKubernetes: start() it first")
+        return self._api
+
+    @property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> k8s.CustomObjectsApi:
+        return k8s.CustomObjectsApi(self.api)
+
+    def write_kubeconfig(
+        self,
+        path: str | Path,
+        *,
+        namespace: str = "default",
+        token: str | None = None,
+        context: str = "emulated",
+    ) -> Path:
+        """A kubeconfig whose one context points at this emulator."""
+        user: dict[str, Any] = {"token": token} if token else {}
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulated", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": user}],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": "emulated", "user": "tester", "namespace": namespace},
+                }
+            ],
+            "current-context": context,
+        }
+        path = Path(path)
+        path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        return path
+
+    # --- what a cluster's controllers would do, through the API --------------------
+    def create_deployment(
+        self,
+        name: str,
+        namespace: str = "default",
+        *,
+        protocol: str | None = "v2",
+        model: str = "iris",
+        state: str = "Creating",
+        address_url: str | None = None,
+        predictor: str = "default",
+        service_port: int = 8000,
+        description: str = "",
+        conditions: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """A SeldonDeployment as Seldon Core v1 reports one (status set at once)."""
+        spec: dict[str, Any] = {
+            "predictors": [
+                {"name": predictor, "graph": {"name": model, "implementation": "SKLEARN_SERVER"}}
+            ]
+        }
+        if protocol is not None:
+            spec["protocol"] = protocol
+        service = f"{name}-{predictor}"
+        status: dict[str, Any] = {
+            "state": state,
+            "serviceStatus": {
+                service: {
+                    "svcName": service,
+                    "httpEndpoint": f"{service}.{namespace}:{service_port}",
+                    "grpcEndpoint": f"{service}.{namespace}:5001",
+                }
+            },
+        }
+        if address_url:
+            status["address"] = {"url": address_url}
+        if description:
+            status["description"] = description
+        if conditions:
+            status["conditions"] = [dict(c) for c in conditions]
+        self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "SeldonDeployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+                "status": status,
+            },
+        )
+
+    def set_deployment_status(self, name: str, namespace: str = "default", **status: Any) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+        )
+
+    def set_deployment_status_later(
+        self, delay: float, name: str, namespace: str = "default", **status: Any
+    ) -> threading.Thread:
+        """Change the status after `delay` seconds, from another thread (an operator's pace)."""
+
+        def later() -> None:
+            if not self._halt.wait(delay):
+                self.set_deployment_status(name, namespace, **status)
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+        return thread
+
+    def create_service_with_pod(
+        self,
+        service: str,
+        namespace: str = "default",
+        *,
+        port: int = 8000,
+        target_port: int | str = "http",
+        container_port: int = 9000,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """A Service and one pod behind it (left to the kubelet); returns the pod's name."""
+        labels = dict(labels or {"seldon-app": service})
+        pod = f"{service}-0"
+        self.core.create_namespaced_service(
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": service, "namespace": namespace},
+                "spec": {
+                    "selector": labels,
+                    "ports": [{"name": "http", "port": port, "targetPort": target_port}],
+                },
+            },
+        )
+        self.core.create_namespaced_pod(
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "namespace": namespace, "labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "seldon-container-engine",
+                            "image": "seldonio/seldon-core-executor",
+                            "ports": [{"name": "http", "containerPort": container_port}],
+                        }
+                    ]
+                },
+            },
+        )
+        return pod
+
+    def pod_names(self, namespace: str = "default") -> list[str]:
+        return sorted(p.metadata.name for p in self.core.list_namespaced_pod(namespace).items)
+
+    def _kubelet_loop(self) -> None:
+        """New pods (no status yet) get one after `pod_start_delay`, until stop()."""
+        first_seen: dict[tuple[str, str], float] = {}
+        while not self._halt.wait(KUBELET_TICK_S):
+            try:
+                pods = self.core.list_pod_for_all_namespaces(_request_timeout=5).items
+            except Exception:  # the server is going away
+                continue
+            now = time.monotonic()
+            for pod in pods:
+                key = (pod.metadata.namespace, pod.metadata.name)
+                if not pod.metadata.namespace or (pod.status is not None and pod.status.phase):
+                    continue
+                seen = first_seen.setdefault(key, now)
+                if now - seen < self.pod_start_delay:
+                    continue
+                with contextlib.suppress(Exception):
+                    self.core.patch_namespaced_pod_status(
+                        pod.metadata.name, pod.metadata.namespace, {"status": self._pod_status()},
+                        _request_timeout=5,
+                    )
+
+    def _pod_status(self) -> dict[str, Any]:
+        if self.kubelet == "image-pull-backoff":
+            return {
+                "phase": "Pending",
+                "containerStatuses": [
+                    {
+                        "name": "iago",
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": "unknown",
+                        "imageID": "",
+                        "state": {
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": "Back-off pulling image",
+                            }
+                        },
+                    }
+                ],
+            }
+        return {
+            "phase": "Running",
+            "podIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve an emulated cluster with SeldonDeployments until Ctrl-C."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pytest_seldon_load.cluster.emulated",
+        description="Serve an emulated Kubernetes API with Available SeldonDeployments on "
+        "127.0.0.1 and write a kubeconfig for it, to try the cluster fixtures without a cluster.",
+    )
+    parser.add_argument("--kubeconfig", required=True, metavar="PATH",
+                        help="the kubeconfig to write")
+    parser.add_argument("--namespace", default="seldon", help="default: seldon")
+    parser.add_argument("--deployment", action="append", default=[], metavar="NAME=URL",
+                        help="an Available SeldonDeployment whose status.address.url is URL "
+                        "(repeatable)")
+    parser.add_argument("--protocol", default="v2", choices=("v2", "seldon"),
+                        help="spec.protocol of every deployment (default: v2)")
+    parser.add_argument("--local-mlserver", action="store_true",
+                        help="start a local MLServer (iris) and add deployment 'iris' at its URL")
+    parser.add_argument("--serve-for", default="1h", metavar="DURATION",
+                        help="stop after this long (default: 1h)")
+    args = parser.parse_args(argv)
+    try:
+        serve_for = parse_duration_s(args.serve_for, "--serve-for")
+    except ValueError as exc:
+        parser.error(str(exc))
+    targets: dict[str, str] = {}
+    for entry in args.deployment:
+        name, _, url = entry.partition("=")
+        if not name or not url.startswith(("http://", "https://")):
+            parser.error(f"--deployment: expected NAME=http://host:port, got {entry!r}")
+        targets[name] = url
+    server = None
+    if args.local_mlserver:
+        import tempfile
+
+        from .local import LocalSeldonServer
+
+        server = LocalSeldonServer(Path(tempfile.mkdtemp(prefix="emulated-mlserver-"))).start()
+        targets.setdefault("iris", server.base_url)
+    if not targets:
+        parser.error("give at least one --deployment NAME=URL, or --local-mlserver")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with EmulatedKubernetes() as cluster:
+            path = cluster.write_kubeconfig(args.kubeconfig, namespace=args.namespace)
+            for name, url in targets.items():
+                cluster.create_deployment(
+                    name, args.namespace, protocol=args.protocol, model=name, state="Available",
+                    address_url=url,
+                )
+                print(f"SeldonDeployment {args.namespace}/{name}: Available at {url}")
+            print(f"Kubernetes API: {cluster.url}; kubeconfig: {path}")
+            print("pytest --seldon-kubeconfig", path, "--seldon-deployment", next(iter(targets)))
+            print(f"Ctrl-C to stop (stops by itself after {args.serve_for}).", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait(serve_for)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
