@@ -1,7 +1,9 @@
-"""Where a session's load results gather for its summary, across pytest-xdist workers too.
+"""Where a session's load results gather, across pytest-xdist workers too.
 
-A test's results ride on its teardown report as one user property (a small JSON summary per
-run, no histograms), which xdist already ships from workers to the controller.
+A test's results ride on its teardown report as one attribute holding their full JSON (with
+histograms, for baselines and reports), which xdist ships from workers to the controller with
+the rest of the report. Only a few headline numbers go into ``user_properties``, since those
+become JUnit XML properties.
 """
 
 from __future__ import annotations
@@ -12,17 +14,25 @@ from typing import Any
 
 import pytest
 
+from .report.junit import junit_properties
 from .result import LoadResult
 
-PROPERTY = "seldon_load_results"
+REPORT_ATTRIBUTE = "seldon_load_runs"
+HISTOGRAM_FIELDS = ("latency_hdr", "service_hdr")
 
 
 @dataclass
 class SessionRuns:
-    """Every load run of the session, in the order their reports arrived."""
+    """Every load run of the session, in the order their reports arrived.
+
+    Each run is ``result.to_dict()`` plus ``nodeid``, ``key`` (the test's run, as baselines
+    name it) and ``verdict``. Histograms are kept only when something needs them
+    (``keep_histograms``: a baseline save, a JSON or HTML report); the summary never does.
+    """
 
     runs: list[dict[str, Any]] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)
+    keep_histograms: bool = False
 
 
 SESSION_KEY = pytest.StashKey[SessionRuns]()
@@ -36,11 +46,40 @@ def session_runs(config: pytest.Config) -> SessionRuns:
     return runs
 
 
+def run_keys(nodeid: str, results: list[LoadResult]) -> list[str]:
+    """How baselines name each run of a test: its node id, its label when it has its own,
+    and a number when one test makes several runs under one name."""
+    keys: list[str] = []
+    for result in results:
+        base = nodeid if result.label in ("", nodeid) else f"{nodeid} [{result.label}]"
+        key, number = base, 1
+        while key in keys:
+            number += 1
+            key = f"{base} #{number}"
+        keys.append(key)
+    return keys
+
+
+def item_results(item: pytest.Item) -> list[LoadResult]:
+    """The completed (not interrupted) runs of a test, in order."""
+    return list(item.stash.get(ITEM_KEY, []))
+
+
+def key_of(item: pytest.Item, result: LoadResult) -> str | None:
+    """The baseline key of one of `item`'s runs, or None if it is not one of them."""
+    results = item_results(item)
+    for candidate, key in zip(results, run_keys(item.nodeid, results), strict=True):
+        if candidate is result:
+            return key
+    return None
+
+
 def register_result(config: pytest.Config, item: pytest.Item, result: LoadResult) -> None:
     """Remember a run of `item`. An interrupted run is recorded at once: no teardown follows."""
     if result.interrupted:
-        entry = result.summary() | {"nodeid": item.nodeid, "verdict": "interrupted"}
-        session_runs(config).runs.append(entry)
+        runs = session_runs(config)
+        key = run_keys(item.nodeid, [*item_results(item), result])[-1]
+        runs.runs.append(_entry(result, item.nodeid, key, "interrupted", runs.keep_histograms))
         return
     item.stash.setdefault(ITEM_KEY, []).append(result)
 
@@ -59,19 +98,39 @@ def verdict(result: LoadResult, test_outcome: str) -> str:
     return "pass"
 
 
+def _entry(
+    result: LoadResult, nodeid: str, key: str, verdict_word: str, keep_histograms: bool
+) -> dict[str, Any]:
+    entry = result.to_dict() | {"nodeid": nodeid, "key": key, "verdict": verdict_word}
+    if not keep_histograms:
+        strip_histograms(entry)
+    return entry
+
+
+def strip_histograms(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry without its encoded histograms (in place): what a summary needs."""
+    for name in HISTOGRAM_FIELDS:
+        entry.pop(name, None)
+    for window in entry.get("timeline", []):
+        for name in HISTOGRAM_FIELDS:
+            window.pop(name, None)
+    return entry
+
+
 def attach_to_report(item: pytest.Item, report: pytest.TestReport, test_outcome: str) -> None:
-    results = item.stash.get(ITEM_KEY, [])
+    results = item_results(item)
     if not results:
         return
+    keep = session_runs(item.config).keep_histograms
     entries = [
-        result.summary() | {"nodeid": item.nodeid, "verdict": verdict(result, test_outcome)}
-        for result in results
+        _entry(result, item.nodeid, key, verdict(result, test_outcome), keep)
+        for result, key in zip(results, run_keys(item.nodeid, results), strict=True)
     ]
-    report.user_properties.append((PROPERTY, json.dumps(entries)))
+    setattr(report, REPORT_ATTRIBUTE, json.dumps(entries))
+    report.user_properties.extend(junit_properties(entries))
 
 
 def collect_from_report(config: pytest.Config, report: pytest.TestReport) -> None:
-    runs = session_runs(config)
-    for name, value in report.user_properties:
-        if name == PROPERTY:
-            runs.runs.extend(json.loads(value))
+    text = getattr(report, REPORT_ATTRIBUTE, None)
+    if text:
+        session_runs(config).runs.extend(json.loads(text))

@@ -13,10 +13,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import replay
+from . import compare, replay, report, run
 from .arguments import PROG, CommandError, Parser, hide_keys
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [replay.add_command]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    replay.add_command, run.add_command, compare.add_command, report.add_command
+]
 """Declarers of the top-level subcommands, in the order --help lists them."""
 
 

@@ -1,0 +1,601 @@
+"""Did this run get worse than its baseline? Only if the change is significant AND large.
+
+A fixed budget misses slow drift; a bare percentage delta between two runs cries wolf on noise.
+A regression here needs both: the change must be statistically significant, and larger than a
+tolerance (the smallest change worth a red build).
+
+The evidence is the run's own per-second timeline. For the metric asked (say p99) each second of
+each run gives one value (that second's p99); the two sets of values are compared with a
+Mann-Whitney U test, and the change is the Hodges-Lehmann shift between them (the median of all
+current/baseline pairwise ratios) with the confidence interval that inverts the same test. So
+the p-value, the interval and the verdict always agree.
+
+Why this and not a bootstrap of the run's p99: the run-level p99 is decided by its worst few
+seconds (a scheduler hiccup, a GC pause), so it swings with how many such seconds a run happened
+to get; a rank test on per-second values sees the shift of the typical second, which is where a
+slower model shows, and is not thrown by a few disturbed seconds. Ranks make no assumption on
+the shape of latencies, and the test is exact for short runs, where a bootstrap over ten seconds
+is over-confident. benchmarks/regression_power.py measures both on synthetic runs shaped like
+real ones: the rank test has the lower false-alarm rate and the higher detection rate in every
+case measured (see BENCHMARKS.md).
+
+What no within-run test can see: a change of the machine between the two runs (a noisy neighbour
+during one of them) looks exactly like a change of the model. The tolerance, a quiet runner and
+saving the baseline on the machine that compares guard against it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .assertions import InvalidMeasurement, describe_run
+from .durations import format_ms, parse_budget_ms
+from .result import LoadResult, new_histogram
+
+LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
+METRICS = (*LATENCY_QUANTILES, "error_rate", "throughput")
+MAX_WINDOWS = 60
+"""Longer runs are compared in windows of several seconds: neighbouring seconds are not
+independent, and a test over thousands of seconds would call a 0.1% change significant."""
+EXACT_UP_TO = 30
+"""Up to this many windows per side the U test uses its exact distribution."""
+
+
+class PerformanceRegression(AssertionError):
+    """The run is significantly worse than its baseline, by more than the tolerance."""
+
+
+# --- tolerances and options ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The smallest change that counts: relative (10%) or absolute (5 ms, 0.5 points, 20/s)."""
+
+    amount: float
+    relative: bool
+    text: str
+
+
+_PERCENT = re.compile(r"^\s*\+?([0-9]*\.?[0-9]+)\s*%\s*$")
+_RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/s|rps|req/s)?\s*$")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    return metric
+
+
+def parse_tolerance(metric: str, tolerance: float | str) -> Tolerance:
+    """ "10%" is relative, except for error_rate, where a percentage is in points ("0.5%").
+
+    Absolute amounts are in the metric's unit: "5ms" or 5 for latencies (ms), 20 or "20/s"
+    for throughput, 0.005 for error_rate. An error rate has no useful relative change (its
+    baseline is often 0), hence points.
+    """
+    check_metric(metric)
+    what = f"tolerance for {metric}"
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, str)):
+        raise ValueError(f"{what}: expected '10%' or an amount, got {tolerance!r}")
+    if isinstance(tolerance, str) and (match := _PERCENT.match(tolerance)):
+        percent = float(match.group(1))
+        if metric == "error_rate":
+            if percent > 100:
+                raise ValueError(f"{what}: at most 100 points, got {tolerance!r}")
+            return Tolerance(percent / 100.0, False, f"+{percent:g} points")
+        return Tolerance(percent / 100.0, True, f"{percent:g}%")
+    if metric in LATENCY_QUANTILES:
+        if tolerance in (0, "0"):
+            return Tolerance(0.0, False, "0ms")
+        amount = parse_budget_ms(tolerance, what)
+        return Tolerance(amount, False, format_ms(amount))
+    if isinstance(tolerance, str):
+        match = _RATE.match(tolerance) if metric == "throughput" else None
+        try:
+            amount = float(match.group(1)) if match else float(tolerance)
+        except ValueError:
+            raise ValueError(f"{what}: expected '10%' or an amount, got {tolerance!r}") from None
+    else:
+        amount = float(tolerance)
+    if not (amount >= 0 and math.isfinite(amount)):
+        raise ValueError(f"{what}: must be a non-negative amount, got {tolerance!r}")
+    if metric == "error_rate":
+        if amount > 1:
+            raise ValueError(f"{what}: an error rate change is a fraction like 0.005, got {amount}")
+        return Tolerance(amount, False, f"+{amount * 100:g} points")
+    return Tolerance(amount, False, f"{amount:g}/s")
+
+
+def parse_confidence(confidence: float) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
+        raise ValueError(f"confidence must be a number like 0.99, got {confidence!r}")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(
+            f"confidence must be at least 0.5 and below 1, like 0.99, got {confidence!r}"
+        )
+    return float(confidence)
+
+
+# --- per-window values ----------------------------------------------------------------
+
+_HDR = new_histogram()
+
+
+def _slot_values_ms() -> np.ndarray:
+    """What HdrHistogram reports for a count in each slot (its highest equivalent value)."""
+    index = np.arange(_HDR.counts_len, dtype=np.int64)
+    half_magnitude = _HDR.sub_bucket_half_count_magnitude
+    half_count = _HDR.sub_bucket_half_count
+    bucket = (index >> half_magnitude) - 1
+    sub_bucket = (index & (half_count - 1)) + half_count
+    first = bucket < 0
+    sub_bucket[first] -= half_count
+    bucket[first] = 0
+    shift = bucket + _HDR.unit_magnitude
+    return ((sub_bucket << shift) + (np.int64(1) << shift) - 1) / 1000.0
+
+
+_SLOT_VALUES_MS = _slot_values_ms()
+
+
+def slot_counts(histogram) -> np.ndarray:
+    counts = np.ctypeslib.as_array(histogram.counts).astype(np.float64)
+    if counts.shape[0] < _SLOT_VALUES_MS.shape[0]:
+        counts = np.pad(counts, (0, _SLOT_VALUES_MS.shape[0] - counts.shape[0]))
+    return counts
+
+
+def hdr_percentiles(counts: np.ndarray, q: float, values: np.ndarray | None = None) -> np.ndarray:
+    """HdrHistogram's percentile (the value of rank round(q% of n)) of each row of slot counts;
+    nan for an empty row. Vectorised: a timeline's worth at once. `values` names the columns
+    when `counts` holds only some slots (by default, every slot in order)."""
+    values = _SLOT_VALUES_MS if values is None else values
+    total = counts.sum(axis=-1)
+    target = np.maximum(np.floor(q / 100.0 * total + 0.5), 1.0)
+    index = np.argmax(np.cumsum(counts, axis=-1) >= target[..., None] - 0.5, axis=-1)
+    return np.where(total > 0, values[index], np.nan)
+
+
+def window_seconds(result: LoadResult) -> int:
+    """Seconds per compared window: 1, or more for runs longer than MAX_WINDOWS seconds."""
+    return max(1, math.ceil(_seconds(result) / MAX_WINDOWS))
+
+
+def _seconds(result: LoadResult) -> int:
+    return max(1, math.ceil(result.duration - 1e-6))
+
+
+def window_values(result: LoadResult, metric: str) -> np.ndarray:
+    """The metric of each window of the run (nan where a window has no data for it).
+
+    Completions after the measured period (the last answers) join its last window, so a
+    straggler second of three answers does not count as a second of its own.
+    """
+    check_metric(metric)
+    n_seconds = _seconds(result)
+    width = window_seconds(result)
+    n_windows = math.ceil(n_seconds / width)
+
+    def slot(second: int) -> int:
+        return min(max(second, 0), n_seconds - 1) // width
+
+    if metric in LATENCY_QUANTILES:
+        counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
+        for window in result.windows:
+            counts[slot(window.second)] += slot_counts(window.latency)
+            window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
+        used = counts.sum(axis=0) > 0
+        return hdr_percentiles(counts[:, used], LATENCY_QUANTILES[metric], _SLOT_VALUES_MS[used])
+    sums = np.zeros((n_windows, 2))
+    for window in result.windows:
+        sums[slot(window.second)] += (window.errors, window.ok)
+    if metric == "error_rate":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return sums[:, 0] / (sums[:, 0] + sums[:, 1])
+    covered = np.minimum(width, n_seconds - np.arange(n_windows) * width)
+    return sums[:, 1] / covered
+
+
+def run_value(result: LoadResult, metric: str) -> float:
+    """The metric over the whole run, as its budget assertions see it."""
+    check_metric(metric)
+    if metric in LATENCY_QUANTILES:
+        return result.percentile(LATENCY_QUANTILES[metric])
+    return result.error_rate if metric == "error_rate" else result.throughput
+
+
+# --- the test ---------------------------------------------------------------------
+
+
+def _relative(metric: str) -> bool:
+    """Latencies move by ratios (compared in logs); error rate and throughput by amounts,
+    since either can be 0 in a second."""
+    return metric in LATENCY_QUANTILES
+
+
+def _worse_sign(metric: str) -> float:
+    """+1 when a higher value is worse (latency, errors), -1 for throughput."""
+    return -1.0 if metric == "throughput" else 1.0
+
+
+def _u_method(baseline: np.ndarray, current: np.ndarray) -> str:
+    """Exact for short runs without tied values inside a run, else the normal approximation
+    with its tie correction."""
+    untied = np.unique(baseline).size == baseline.size and np.unique(current).size == current.size
+    return "exact" if untied and max(baseline.size, current.size) <= EXACT_UP_TO else "asymptotic"
+
+
+def _p_values(
+    current: np.ndarray, baseline: np.ndarray, shifts: np.ndarray, method: str
+) -> np.ndarray:
+    """Two-sided U-test p-value of current − shift against baseline, for each shift."""
+    shifted = current[None, :] - shifts[:, None]
+    result = stats.mannwhitneyu(
+        shifted,
+        np.broadcast_to(baseline, (shifts.size, baseline.size)),
+        alternative="two-sided",
+        axis=1,
+        method=method,
+    )
+    return np.nan_to_num(np.asarray(result.pvalue, dtype=float), nan=1.0)
+
+
+@dataclass(frozen=True)
+class ShiftEstimate:
+    """Hodges-Lehmann shift of current over baseline, its interval and the U test's p."""
+
+    shift: float
+    low: float
+    high: float
+    p_value: float
+    method: str
+
+
+def rank_shift(baseline: np.ndarray, current: np.ndarray, confidence: float) -> ShiftEstimate:
+    """The shift that best aligns current with baseline, and the shifts the U test accepts.
+
+    The interval is every shift d for which "current − d is like baseline" is not rejected at
+    1 − confidence: it excludes 0 exactly when the test at 0 is significant.
+    """
+    method = _u_method(baseline, current)
+    alpha = 1.0 - confidence
+    differences = np.unique(current[:, None] - baseline[None, :])
+    shift = float(np.median(current[:, None] - baseline[None, :]))
+    p_value = float(_p_values(current, baseline, np.zeros(1), method)[0])
+    if differences.size == 1:
+        return ShiftEstimate(shift, shift, shift, p_value, method)
+    # The U statistic only changes where a shift crosses a pairwise difference, so testing
+    # the midpoints between consecutive differences covers every distinct case.
+    midpoints = (differences[1:] + differences[:-1]) / 2.0
+    accepted = np.flatnonzero(_p_values(current, baseline, midpoints, method) >= alpha)
+    if accepted.size == 0:
+        return ShiftEstimate(shift, shift, shift, p_value, method)
+    low = float(differences[accepted[0]])
+    high = float(differences[accepted[-1] + 1])
+    return ShiftEstimate(shift, min(low, shift), max(high, shift), p_value, method)
+
+
+def smallest_p(n_baseline: int, n_current: int) -> float:
+    """The smallest two-sided p-value a U test of these sizes can give (no overlap at all)."""
+    return min(1.0, 2.0 / math.comb(n_baseline + n_current, n_baseline))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The verdict on one metric of one run against its baseline, with its evidence."""
+
+    metric: str
+    baseline_value: float
+    current_value: float
+    """The metric over each whole run, as budgets see it."""
+    change: float
+    """Relative shift of the per-window values, signed: +0.25 is 25% higher (nan for an error
+    rate, which moves in points: see `difference`)."""
+    difference: float
+    """The shift in the metric's unit (ms, fraction, requests/s)."""
+    ci_low: float
+    ci_high: float
+    """Confidence interval of `change` (of `difference` for error_rate)."""
+    p_value: float
+    confidence: float
+    tolerance: Tolerance
+    verdict: str
+    """regression, improvement, within tolerance, or no significant change."""
+    baseline_windows: int
+    current_windows: int
+    baseline_requests: int
+    current_requests: int
+    window_seconds: int
+    method: str
+    baseline_name: str = ""
+
+    @property
+    def is_regression(self) -> bool:
+        return self.verdict == "regression"
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < 1.0 - self.confidence
+
+    def format_value(self, value: float) -> str:
+        if self.metric in LATENCY_QUANTILES:
+            return format_ms(value)
+        if self.metric == "error_rate":
+            return f"{value:.3%}"
+        return f"{value:.1f}/s"
+
+    def format_change(self) -> str:
+        if self.metric == "error_rate":
+            return f"{self.difference * 100:+.3g} points"
+        return f"{self.change:+.1%}" if math.isfinite(self.change) else "n/a"
+
+    def format_interval(self) -> str:
+        level = f"{self.confidence * 100:.4g}%"
+        if self.metric == "error_rate":
+            return f"{level} CI {self.ci_low * 100:+.3g} .. {self.ci_high * 100:+.3g} points"
+        if not (math.isfinite(self.ci_low) and math.isfinite(self.ci_high)):
+            return f"{level} CI n/a"
+        return f"{level} CI {self.ci_low:+.1%} .. {self.ci_high:+.1%}"
+
+    def format_p(self) -> str:
+        return "p<0.0001" if self.p_value < 1e-4 else f"p={self.p_value:.2g}"
+
+    def headline(self) -> str:
+        """One line: what moved, by how much, how sure, against which tolerance."""
+        name = f" '{self.baseline_name}'" if self.baseline_name else ""
+        unit = "second" if self.window_seconds == 1 else f"{self.window_seconds}s window"
+        return (
+            f"{self.metric} {self.verdict} vs baseline{name}: "
+            f"{self.format_value(self.baseline_value)} → {self.format_value(self.current_value)}; "
+            f"per-{unit} {self.metric} {self.format_change()} ({self.format_interval()}, "
+            f"{self.format_p()}), tolerance {self.tolerance.text}"
+        )
+
+    def evidence(self) -> str:
+        """The sample sizes and method, for a reader who wants to weigh the verdict."""
+        unit = (
+            "one-second windows"
+            if self.window_seconds == 1
+            else (f"{self.window_seconds}-second windows")
+        )
+        return (
+            f"  samples: baseline {self.baseline_requests} requests in {self.baseline_windows} "
+            f"{unit}, current {self.current_requests} requests in {self.current_windows} {unit}"
+            f"; Mann-Whitney U ({self.method}) on the per-window {self.metric}, "
+            f"Hodges-Lehmann shift"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def number(value: float) -> float | None:
+            return None if not math.isfinite(value) else float(f"{value:.6g}")
+
+        return {
+            "metric": self.metric,
+            "baseline": number(self.baseline_value),
+            "current": number(self.current_value),
+            "change": number(self.change),
+            "difference": number(self.difference),
+            "ci_low": number(self.ci_low),
+            "ci_high": number(self.ci_high),
+            "p_value": float(f"{self.p_value:.4g}"),
+            "confidence": self.confidence,
+            "tolerance": self.tolerance.text,
+            "verdict": self.verdict,
+            "baseline_windows": self.baseline_windows,
+            "current_windows": self.current_windows,
+            "baseline_requests": self.baseline_requests,
+            "current_requests": self.current_requests,
+            "window_seconds": self.window_seconds,
+            "method": self.method,
+            "baseline_name": self.baseline_name,
+            "text": self.headline(),
+        }
+
+
+def _requests(result: LoadResult, metric: str) -> int:
+    if metric in LATENCY_QUANTILES:
+        return int(result.latency.get_total_count())
+    return int(max(result.requests, result.scheduled))
+
+
+def compare_runs(
+    baseline: LoadResult,
+    current: LoadResult,
+    metric: str = "p99",
+    tolerance: float | str = "10%",
+    confidence: float = 0.99,
+    *,
+    baseline_name: str = "",
+) -> Comparison:
+    """Compare one metric of two runs window by window, and give the verdict.
+
+    Raises InvalidMeasurement when the runs are too short for the test to ever reach
+    `confidence`, or hold no data for the metric.
+    """
+    check_metric(metric)
+    limit = parse_tolerance(metric, tolerance)
+    confidence = parse_confidence(confidence)
+    base_windows = window_values(baseline, metric)
+    current_windows = window_values(current, metric)
+    base_windows = base_windows[np.isfinite(base_windows)]
+    current_windows = current_windows[np.isfinite(current_windows)]
+    if smallest_p(base_windows.size, current_windows.size) >= 1.0 - confidence:
+        raise InvalidMeasurement(
+            f"cannot compare {metric}: with {base_windows.size} baseline and "
+            f"{current_windows.size} current windows holding data, no difference could reach "
+            f"{confidence:.0%} confidence; runs of at least "
+            f"{_seconds_needed(confidence)}s are needed (10s or more for a useful interval)"
+        )
+    relative = _relative(metric)
+    if relative:
+        if (base_windows <= 0).any() or (current_windows <= 0).any():
+            raise InvalidMeasurement(f"cannot compare {metric}: a window holds no latency")
+        estimate = rank_shift(np.log(base_windows), np.log(current_windows), confidence)
+    else:
+        estimate = rank_shift(base_windows, current_windows, confidence)
+    base_value, current_value = run_value(baseline, metric), run_value(current, metric)
+    if relative:
+        change = math.expm1(estimate.shift)
+        low, high = math.expm1(estimate.low), math.expm1(estimate.high)
+        difference = base_value * change
+    else:
+        difference = estimate.shift
+        reference = base_value if metric == "throughput" else math.nan
+        change = difference / reference if reference > 0 else math.nan
+        low, high = estimate.low, estimate.high
+        if metric == "throughput":
+            low = low / reference if reference > 0 else math.nan
+            high = high / reference if reference > 0 else math.nan
+    verdict = _verdict(metric, limit, estimate.p_value < 1.0 - confidence, change, difference)
+    return Comparison(
+        metric=metric,
+        baseline_value=base_value,
+        current_value=current_value,
+        change=change,
+        difference=difference,
+        ci_low=low,
+        ci_high=high,
+        p_value=estimate.p_value,
+        confidence=confidence,
+        tolerance=limit,
+        verdict=verdict,
+        baseline_windows=int(base_windows.size),
+        current_windows=int(current_windows.size),
+        baseline_requests=_requests(baseline, metric),
+        current_requests=_requests(current, metric),
+        window_seconds=window_seconds(current),
+        method=estimate.method,
+        baseline_name=baseline_name,
+    )
+
+
+def _seconds_needed(confidence: float) -> int:
+    n = 2
+    while smallest_p(n, n) >= 1.0 - confidence:
+        n += 1
+    return n
+
+
+def _verdict(
+    metric: str, limit: Tolerance, significant: bool, change: float, difference: float
+) -> str:
+    if not significant:
+        return "no significant change"
+    worse = _worse_sign(metric)
+    moved = worse * (change if limit.relative else difference)
+    if moved != moved:  # a relative tolerance on a zero baseline: any worsening is beyond it
+        moved = math.inf if worse * difference > 0 else -math.inf
+    if moved > limit.amount:
+        return "regression"
+    if -moved > limit.amount:
+        return "improvement"
+    return "within tolerance"
+
+
+# --- the assertion ------------------------------------------------------------------
+
+BaselineLookup = Callable[[LoadResult], "tuple[LoadResult, str] | None"]
+_lookups: list[BaselineLookup] = []
+
+
+def use_baseline_lookup(lookup: BaselineLookup) -> None:
+    """Where `baseline=None` finds a result's baseline run (the plugin installs this for its
+    session; the newest one installed answers)."""
+    _lookups.append(lookup)
+
+
+def drop_baseline_lookup(lookup: BaselineLookup) -> None:
+    if lookup in _lookups:
+        _lookups.remove(lookup)
+
+
+def _load_baseline(path: str | Path) -> tuple[LoadResult, str]:
+    path = Path(path)
+    try:
+        return LoadResult.from_json(path.read_text(encoding="utf-8")), str(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        raise ValueError(f"baseline {path}: cannot read a saved load result ({reason})") from None
+
+
+def judge_comparison(result: LoadResult, comparison: Comparison) -> None:
+    """Record the verdict on the result, so summaries and reports show it."""
+    name = f" '{comparison.baseline_name}'" if comparison.baseline_name else ""
+    result.judgements.append(
+        {
+            "budget": f"{comparison.metric} vs baseline{name} within {comparison.tolerance.text}",
+            "passed": not comparison.is_regression,
+            "measured": f"{comparison.format_change()} ({comparison.verdict})",
+            "comparison": comparison.to_dict(),
+        }
+    )
+
+
+def regression_message(result: LoadResult, comparison: Comparison) -> str:
+    return f"{comparison.headline()}\n{comparison.evidence()}\n{describe_run(result)}"
+
+
+def assert_no_regression(
+    result: LoadResult,
+    baseline: LoadResult | str | Path | None = None,
+    metric: str = "p99",
+    tolerance: float | str = "10%",
+    confidence: float = 0.99,
+) -> Comparison | None:
+    """Fail if `metric` got significantly worse than the baseline, by more than `tolerance`.
+
+    `baseline` is a LoadResult, the path of a saved result (``result.to_json()``), or None: the
+    baseline named by ``--load-baseline-compare`` for this test; None is returned (nothing
+    compared) when the session compares against no baseline. An improvement is reported in the
+    returned Comparison, never failed.
+    """
+    __tracebackhide__ = True
+    if not isinstance(result, LoadResult):
+        raise TypeError(
+            f"expected a LoadResult (what load_run returns), got {type(result).__name__}"
+        )
+    check_metric(metric)
+    parse_tolerance(metric, tolerance)
+    parse_confidence(confidence)
+    if baseline is None:
+        found = _lookups[-1](result) if _lookups else None
+        if found is None:
+            return None
+        baseline, name = found
+    elif isinstance(baseline, LoadResult):
+        name = ""
+    else:
+        baseline, name = _load_baseline(baseline)
+    if not result.kept_up and not result.lag_accepted:
+        health = result.health
+        result.judgements.append(
+            {"budget": f"{metric} vs baseline", "passed": False, "measured": "invalid: lag"}
+        )
+        raise InvalidMeasurement(
+            f"cannot compare {metric} with the baseline: the load generator fell behind its "
+            f"schedule ({health.late_sends} of {health.sends_checked} sends late), so the "
+            f"latencies include its own delay\n{describe_run(result)}"
+        )
+    try:
+        comparison = compare_runs(
+            baseline, result, metric, tolerance, confidence, baseline_name=name
+        )
+    except InvalidMeasurement as exc:
+        where = f" '{name}'" if name else ""
+        result.judgements.append(
+            {"budget": f"{metric} vs baseline{where}", "passed": False, "measured": "invalid"}
+        )
+        raise InvalidMeasurement(f"{exc}\n{describe_run(result)}") from None
+    judge_comparison(result, comparison)
+    if comparison.is_regression:
+        raise PerformanceRegression(regression_message(result, comparison))
+    return comparison

@@ -1,0 +1,128 @@
+"""A markdown table of the session's load runs on the GitHub Actions job page.
+
+GitHub shows whatever a step appends to the file named by ``GITHUB_STEP_SUMMARY`` on the
+run's summary page, so the numbers and verdicts are one click from the red or green check.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..durations import format_ms
+from ..redact import redact_text
+
+ENVIRONMENT_VARIABLE = "GITHUB_STEP_SUMMARY"
+
+
+def _cell(text: object) -> str:
+    """Table cells cannot hold a pipe or a newline."""
+    return redact_text(str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+def _ms(value: Any) -> str:
+    return format_ms(math.nan if value is None else float(value))
+
+
+def _short(key: str) -> str:
+    return key.split("::", 1)[-1]
+
+
+def _verdict(word: str) -> str:
+    if word == "pass":
+        return "✅ pass"
+    if word in ("FAIL", "test failed"):
+        return f"❌ {word}"
+    return f"⚠️ {word}"
+
+
+def comparisons(run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The baseline comparisons recorded on a run (by assert_no_regression or the options)."""
+    return [j["comparison"] for j in run.get("judgements", []) if j.get("comparison")]
+
+
+def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The markdown: one row per run, then one row per comparison with a baseline."""
+    lines = [
+        "## seldon-load results",
+        "",
+        "| test | rate target / achieved | requests | p50 | p95 | p99 | errors | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {_cell(_short(str(run.get('key') or run.get('nodeid', '?'))))} "
+            f"| {run.get('target_rate', 0):g} / {run.get('achieved_rate', 0):.1f} "
+            f"| {run.get('requests', 0)} | {_ms(run.get('p50'))} | {_ms(run.get('p95'))} "
+            f"| {_ms(run.get('p99'))} | {float(run.get('error_rate', 0)):.2%} "
+            f"| {_cell(_verdict(str(run.get('verdict', ''))))} |"
+        )
+    compared = [(run, c) for run in runs for c in comparisons(run)]
+    if compared:
+        lines += [
+            "",
+            "### against the baseline",
+            "",
+            "| test | metric | baseline | current | change | confidence interval | p | verdict |",
+            "|---|---|---:|---:|---:|---|---:|---|",
+        ]
+        for run, c in compared:
+            lines.append(
+                f"| {_cell(_short(str(run.get('key') or run.get('nodeid', '?'))))} "
+                f"| {_cell(c.get('metric'))} | {_cell(_value(c, 'baseline'))} "
+                f"| {_cell(_value(c, 'current'))} | {_cell(_change(c))} "
+                f"| {_cell(_interval(c))} | {c.get('p_value', 1):.2g} "
+                f"| {_cell(_comparison_verdict(c.get('verdict', '')))} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _value(comparison: Mapping[str, Any], side: str) -> str:
+    value = comparison.get(side)
+    if value is None:
+        return "n/a"
+    metric = comparison.get("metric", "")
+    if metric == "error_rate":
+        return f"{value:.3%}"
+    if metric == "throughput":
+        return f"{value:.1f}/s"
+    return format_ms(float(value))
+
+
+def _change(comparison: Mapping[str, Any]) -> str:
+    if comparison.get("metric") == "error_rate":
+        difference = comparison.get("difference") or 0.0
+        return f"{difference * 100:+.3g} points"
+    change = comparison.get("change")
+    return "n/a" if change is None else f"{change:+.1%}"
+
+
+def _interval(comparison: Mapping[str, Any]) -> str:
+    low, high = comparison.get("ci_low"), comparison.get("ci_high")
+    if low is None or high is None:
+        return "n/a"
+    level = f"{float(comparison.get('confidence', 0.99)) * 100:.4g}%"
+    if comparison.get("metric") == "error_rate":
+        return f"{level}: {low * 100:+.3g} .. {high * 100:+.3g} points"
+    return f"{level}: {low:+.1%} .. {high:+.1%}"
+
+
+def _comparison_verdict(word: str) -> str:
+    return {"regression": "❌ regression", "improvement": "🚀 improvement"}.get(word, word)
+
+
+def append_step_summary(
+    runs: Sequence[Mapping[str, Any]], environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """Append the table when running in GitHub Actions; None when not (or nothing to show)."""
+    environ = os.environ if environ is None else environ
+    target = environ.get(ENVIRONMENT_VARIABLE)
+    if not target or not runs:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(step_summary(runs) + "\n")
+    return path

@@ -1,0 +1,47 @@
+"""Headline numbers of each load run as test properties, so ``--junitxml`` carries them.
+
+CI dashboards that read JUnit XML (Jenkins, GitLab, Buildkite test analytics) can then plot
+p99 or error rate per test over builds without knowing anything about this plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+FIELDS = (
+    ("p50_ms", "p50"),
+    ("p95_ms", "p95"),
+    ("p99_ms", "p99"),
+    ("error_rate", "error_rate"),
+    ("target_rate", "target_rate"),
+    ("achieved_rate", "achieved_rate"),
+)
+
+
+def _prefix(index: int, count: int) -> str:
+    """``load_`` for a test's only run; ``load[2]_`` and so on when it makes several."""
+    return "load_" if count == 1 else f"load[{index}]_"
+
+
+def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, object]]:
+    """(name, value) pairs for a test's runs: p50/p95/p99 in ms, error rate, rates, and the
+    verdict of each comparison against a baseline."""
+    properties: list[tuple[str, object]] = []
+    for index, entry in enumerate(entries, 1):
+        prefix = _prefix(index, len(entries))
+        if len(entries) > 1:
+            properties.append((f"{prefix}label", entry.get("key", "")))
+        for name, field in FIELDS:
+            value = entry.get(field)
+            properties.append((f"{prefix}{name}", "" if value is None else value))
+        for judgement in entry.get("judgements", []):
+            comparison = judgement.get("comparison")
+            if not comparison:
+                continue
+            metric = comparison.get("metric", "?")
+            # error rates move in points (a fraction); the rest relatively (0.25 = +25%)
+            moved = comparison.get("difference" if metric == "error_rate" else "change")
+            properties.append((f"{prefix}baseline_{metric}_change", "" if moved is None else moved))
+            properties.append((f"{prefix}baseline_{metric}_verdict", comparison.get("verdict")))
+    return properties
