@@ -20,11 +20,17 @@ from .replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from .result import LoadResult
 from .run_registry import register_result
 
+COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
+"""Where a plugin stashes a factory of engine companions (the live progress line, say): called
+with the test's request, it returns an async context manager entered around the run, or None."""
+
 
 def _embedded_engine(
     request: pytest.FixtureRequest, endpoint: SeldonEndpoint, replay: ReplayFile, **options: Any
 ) -> LoadResult:
-    return run_load(endpoint, replay, **options)
+    factory = request.config.stash.get(COMPANION_KEY, None)
+    companion = factory(request) if factory is not None else None
+    return run_load(endpoint, replay, companion=companion, **options)
 
 
 EngineFunction = Callable[..., LoadResult]

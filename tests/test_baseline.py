@@ -79,7 +79,7 @@ def _suite(steady: int, changing: int, comparing: bool) -> str:
 
 def test_save_then_compare_catches_a_thirty_percent_slower_server(pytester, target_url):
     pytest.importorskip("xdist")
-    pytester.makepyfile(test_suite=_suite(60, 60, comparing=False))
+    pytester.makepyfile(test_suite=_suite(150, 150, comparing=False))
     saved = pytester.runpytest(
         "-p", "no:cacheprovider", f"--seldon-url={target_url}", "-n", "2",
         "--load-baseline-save=main",
@@ -100,7 +100,7 @@ def test_save_then_compare_catches_a_thirty_percent_slower_server(pytester, targ
     assert "id" in document["commit"]
     assert not list(path.parent.glob("*.part"))
 
-    pytester.makepyfile(test_suite=_suite(60, 78, comparing=True))
+    pytester.makepyfile(test_suite=_suite(150, 195, comparing=True))
     compared = pytester.runpytest(
         "-p", "no:cacheprovider", f"--seldon-url={target_url}", "-n", "2",
         "--load-baseline-compare=main",

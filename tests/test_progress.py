@@ -131,23 +131,6 @@ def test_progress_is_only_for_a_person_at_a_terminal(pytester):
     assert terminal_progress(pytester.parseconfigure()) is None
 
 
-SEAM = '''
-"""The fixtures' companion seam, installed here when the plugin does not have it yet."""
-import pytest
-from pytest_seldon_load import fixtures
-from pytest_seldon_load.engine import run_load
-
-if not hasattr(fixtures, "COMPANION_KEY"):
-    fixtures.COMPANION_KEY = pytest.StashKey()
-
-    def _embedded_engine(request, endpoint, replay, **options):
-        factory = request.config.stash.get(fixtures.COMPANION_KEY, None)
-        companion = factory(request) if factory is not None else None
-        return run_load(endpoint, replay, companion=companion, **options)
-
-    fixtures.ENGINES["embedded"] = _embedded_engine
-'''
-
 LIVE_SUITE = """
 def test_live(seldon_endpoint, replay_file, load_run):
     load_run(seldon_endpoint, replay_file.from_requests(["/"]), rate=40, duration=1.5,
@@ -180,7 +163,6 @@ def _pytest_in_a_terminal(directory: Path, url: str, extra_env: dict, *args: str
 
 def test_pytest_on_a_terminal_shows_progress_but_not_under_ci(pytester, server):
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makeconftest(SEAM)
     pytester.makepyfile(test_live=LIVE_SUITE)
     outputs: dict[str, str] = {}
 

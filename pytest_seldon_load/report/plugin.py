@@ -198,11 +198,9 @@ class Reporting:
             self._load_baseline(self.compare_name)
         use_baseline_lookup(self.lookup)
         self.progress: LiveProgress | None = None
-        companion_key = getattr(fixtures, "COMPANION_KEY", None)
-        if companion_key is not None:
-            self.progress = terminal_progress(config)
-            if self.progress is not None:
-                config.stash[companion_key] = self.progress_companion
+        self.progress = terminal_progress(config)
+        if self.progress is not None:
+            config.stash[fixtures.COMPANION_KEY] = self.progress_companion
 
     # --- the baseline compared against ------------------------------------------------
     def _load_baseline(self, name: str) -> None:
