@@ -41,6 +41,7 @@ from urllib.parse import quote, quote_plus
 import numpy as np
 
 from .atomic import atomic_writer
+from .consumer_keys import key_from_file
 from .redact import register_secret
 from .replay import ReplayFile
 
@@ -717,7 +718,10 @@ def _clean_host(endpoint_host: str) -> str:
     return host
 
 
-def _clean_key(consumer_key: str | None, needed_for: str) -> str:
+def _clean_key(consumer_key: str | os.PathLike[str] | None, needed_for: str) -> str:
+    """The key, URL-encoded; a path (``pathlib.Path``) is a key file, as ``--key`` reads it."""
+    if isinstance(consumer_key, os.PathLike):
+        consumer_key = key_from_file(consumer_key)
     if consumer_key is None or not str(consumer_key).strip():
         raise ValueError(f"{needed_for} needs a consumer key")
     key = str(consumer_key).strip()
@@ -733,7 +737,7 @@ def _prediction_formatter(
     protocol: str,
     batch: int,
     model: str,
-    consumer_key: str | None,
+    consumer_key: str | os.PathLike[str] | None,
     endpoint_host: str,
     tensor: bool,
     outputs: Sequence[str],
@@ -786,7 +790,7 @@ def write_prediction_replay(
     model: str = "iris",
     batch: int = 1,
     dataset: Any = None,
-    consumer_key: str | None = None,
+    consumer_key: str | os.PathLike[str] | None = None,
     endpoint_host: str = "seldon-server",
     tensor: bool = False,
     outputs: Sequence[str] = (),
@@ -797,9 +801,10 @@ def write_prediction_replay(
     """Write `num` prediction requests of `batch` rows each, atomically; returns the file.
 
     Rows come from `features` (specs) or `dataset` (a CSV path, a 2-D or structured numpy
-    array, or a DataFrame; `names` names a plain array's columns). `consumer_key` is needed
-    for ``legacy``; `tensor` picks v1's tensor form; `outputs` and `seldon_model_header` are
-    for ``v2``. Everything is checked before the file is opened.
+    array, or a DataFrame; `names` names a plain array's columns). `consumer_key` (the key,
+    or a ``Path`` to a ``seldon-cli keys`` file) is needed for ``legacy``; `tensor` picks v1's
+    tensor form; `outputs` and `seldon_model_header` are for ``v2``.
+    Everything is checked before the file is opened.
     """
     _check_count("num", num)
     _check_count("batch", batch)
@@ -915,7 +920,7 @@ def write_recommendation_replay(
     num_users: int = 10000,
     item_type: int = 1,
     click_probability: float = 0.1,
-    consumer_key: str,
+    consumer_key: str | os.PathLike[str],
     endpoint_host: str = "seldon-server",
     seed: int | None = 0,
 ) -> ReplayFile:

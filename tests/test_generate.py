@@ -492,6 +492,24 @@ def test_key_from_seldon_cli_output(tmp_path):
     assert redact_text(f"sent {KEY} and S3cretS3cret") == "sent *** and ***"
 
 
+def test_a_key_file_path_works_in_the_python_api_as_on_the_command_line(tmp_path):
+    keys = tmp_path / "key.json"
+    keys.write_text(json.dumps([{"client": "iris", "key": KEY, "scope": "js"}]))
+    prediction = write_prediction_replay(tmp_path / "p.replay", protocol="legacy",
+                                         features=IRIS, num=3, consumer_key=keys)
+    recommendation = write_recommendation_replay(tmp_path / "r.replay", items=["7"],
+                                                 num_actions=2, consumer_key=keys)
+    for replay in (prediction, recommendation):
+        lines = replay.path.read_text().splitlines()
+        assert lines and all(parse_qs(urlsplit(line).query)["consumer_key"] == [KEY]
+                             for line in lines)
+        assert str(keys) not in replay.path.read_text()
+    with pytest.raises(ConsumerKeyError, match="no such file"):
+        write_prediction_replay(tmp_path / "x.replay", protocol="legacy", features=IRIS,
+                                num=1, consumer_key=tmp_path / "missing.json")
+    assert not (tmp_path / "x.replay").exists()
+
+
 def test_key_given_as_is_and_last_json_line_wins(tmp_path):
     assert load_consumer_key("AbC123xyz") == "AbC123xyz"
     assert "AbC123xyz" not in redact_text("key AbC123xyz")
