@@ -12,7 +12,9 @@ bound is reached waits on the schedule and its latency grows honestly. The gener
 its own punctuality: a send that leaves later than `lag_threshold_ms` after it could have
 (after its intended time, or after a slot freed up) is "late", and a run with too many late
 sends is flagged as not having kept up: its latencies hold the generator's delay, not only the
-server's.
+server's. Requests that fell due while every slot was taken are a backlog the server caused:
+each is judged from the latest freed slot, not from its long-past intended time, so a server
+stall that fills the pool never passes for a slow generator.
 
 A schedule can be split across processes: process `part` of `parts` takes every parts-th slot
 of the same seeded schedule and replay, and `LoadResult.merge` adds the parts exactly.
@@ -114,6 +116,7 @@ class ActiveRun:
         self.recorder.health.late_fraction_allowed = settings.late_fraction_allowed
         self.in_flight = 0
         self.slot_waiter: asyncio.Future | None = None
+        self.last_freed = 0.0  # perf_counter time of the latest completion (a slot freed)
         self.scheduled = 0
         self.start = 0.0
         self.stopped_at: float | None = None
@@ -168,6 +171,7 @@ class ActiveRun:
         self.start = start = perf() + 0.01
         send_deadline = start + self.pacer.duration + settings.timeout
         slot = -1
+        backlog_until = 0.0  # requests intended before this were due while the pool was full
         chunks = self.pacer.offsets()
         for chunk in chunks:
             offsets = chunk.tolist()
@@ -184,6 +188,8 @@ class ActiveRun:
                     await asyncio.sleep(intended - now)
                     now = perf()
                 free_since = intended
+                if intended < backlog_until:
+                    free_since = max(intended, self.last_freed)
                 while True:
                     if now >= send_deadline:
                         self._count_unsent(offset, offsets[index + 1 :], chunks, slot, now)
@@ -194,7 +200,7 @@ class ActiveRun:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(waiter, send_deadline - now)
                     self.slot_waiter = None
-                    now = perf()
+                    now = backlog_until = perf()
                     if waiter.done() and not waiter.cancelled():
                         free_since = max(intended, waiter.result())
                 recorder.sent(offset, now - start, max(0.0, now - free_since))
@@ -238,6 +244,7 @@ class ActiveRun:
         else:
             self.recorder.completed(offset, written_at - start, done_at - start, status, kind)
         self.in_flight -= 1
+        self.last_freed = done_at
         waiter = self.slot_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(done_at)

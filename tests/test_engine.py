@@ -239,6 +239,21 @@ def test_warmup_is_sent_but_not_counted(v2_replay):
     assert [w["second"] for w in result.timeline][:2] == [0, 1]
 
 
+def test_a_backlog_behind_a_full_pool_is_the_servers_delay_not_the_generators(v2_replay):
+    """When a stall fills the pool, the requests due meanwhile go out as slots free up: their
+    latency holds the wait, and the generator is not blamed for it."""
+    stall = StallOnce(after=1.0, hold=1.0)
+    with ServerThread(stall) as server:
+        result = run_load(SeldonEndpoint(server.url), v2_replay, rate=100, duration=3,
+                          settings=EngineSettings(connections=4, lag_threshold_ms=50))
+    assert stall.stalled
+    assert_accounted(result)
+    assert result.errors == 0
+    assert result.p99 >= 500.0
+    assert result.health.late_sends <= 3, result.health
+    assert result.kept_up
+
+
 def test_in_flight_bound_makes_requests_wait_and_lose_their_slot(v2_replay):
     with ServerThread(delayed(0.200)) as server:
         result, elapsed = timed(
