@@ -1,8 +1,9 @@
 """The highest open-loop rate ONE engine process holds against a one-worker loopback nginx.
 
 A rate is held when the engine sends within 1% of the target rate (counting sends that
-actually left inside the measured period), its generator kept up (at most 1% of sends more
-than 5 ms behind schedule) and no request failed. Latency is measured from each request's
+actually left inside the measured period), its generator kept up by its own rules, no request
+failed, and at most 0.1% of sends were more than 5 ms behind schedule (so that the late sends
+cannot reach p99). Latency is measured from each request's
 intended send time, service time from its actual send. The engine process is pinned to one
 core and nginx to the other, so the figures are per generator core.
 
@@ -46,6 +47,9 @@ from pytest_seldon_load.result import LoadResult, Recorder
 
 DEFAULT_RATES = (5000, 10000, 20000, 30000, 40000, 50000, 60000, 80000, 100000)
 HELD_TOLERANCE = 0.01
+TRUSTED_LATE_FRACTION = 0.001
+"""Held also needs at most 0.1% late sends: the engine's own 1% rule keeps p99 honest only
+if the late sends sit beyond p99, so a rate claimed here must leave p99 untouched."""
 GET_LINE = "/v2/models/iris/ready"
 POST_LINE = v2_request("iris", [[5.1, 3.5, 1.4, 0.2]]).to_line()
 
@@ -76,6 +80,8 @@ class EngineRun:
     achieved: float
     kept_up: bool
     late_sends: int
+    sends_checked: int
+    busy: float
     max_lag_ms: float
     p50: float
     p99: float
@@ -94,7 +100,12 @@ class EngineRun:
 
     @property
     def held(self) -> bool:
-        return abs(self.ratio - 1.0) <= HELD_TOLERANCE and self.kept_up and self.errors == 0
+        return (
+            abs(self.ratio - 1.0) <= HELD_TOLERANCE
+            and self.kept_up
+            and self.errors == 0
+            and self.late_sends <= TRUSTED_LATE_FRACTION * self.sends_checked
+        )
 
 
 def run_engine(
@@ -122,6 +133,8 @@ def run_engine(
         achieved=sent_in_window(result, duration),
         kept_up=result.kept_up,
         late_sends=result.health.late_sends,
+        sends_checked=result.health.sends_checked,
+        busy=result.health.busy_fraction,
         max_lag_ms=result.health.max_lag_ms,
         p50=result.p50,
         p99=result.p99,
@@ -139,6 +152,7 @@ def run_engine(
 def describe(run: EngineRun) -> str:
     return (
         f"achieved {run.achieved:,.0f} kept_up={run.kept_up} late={run.late_sends} "
+        f"busy={run.busy:.0%} "
         f"max_lag={run.max_lag_ms:.1f}ms p99={run.p99:.2f}ms errors={run.errors} "
         f"cpu={run.cpu_us:.1f}µs other={run.other_pct:.0f}% held={run.held}"
     )
@@ -146,8 +160,9 @@ def describe(run: EngineRun) -> str:
 
 HEADER = [
     "target req/s", "achieved req/s", "achieved/target", "held", "kept up", "late sends",
-    "max lag ms", "p50 ms", "p99 ms", "p99.9 ms", "service p50 ms", "service p99 ms",
-    "errors", "engine CPU µs/req", "nginx CPU µs/req", "other CPU %", "busy reruns",
+    "engine busy %", "max lag ms", "p50 ms", "p99 ms", "p99.9 ms", "service p50 ms",
+    "service p99 ms", "errors", "engine CPU µs/req", "nginx CPU µs/req", "other CPU %",
+    "busy reruns",
 ]
 
 
@@ -166,6 +181,7 @@ def row(rung: Rung[EngineRun]) -> list[str]:
         f"{'**yes**' if rung.held else 'no'} ({rung.held_count})",
         f"{sum(r.kept_up for r in rung.runs)}/{len(rung.runs)}",
         fmt(rung.med("late_sends"), 0),
+        fmt(100 * rung.med("busy"), 0),
         fmt(rung.med("max_lag_ms"), 1),
         fmt(rung.med("p50"), 3),
         fmt(rung.med("p99"), 3),

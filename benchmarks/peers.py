@@ -53,6 +53,7 @@ from bench_common import (
 from engine_max_rate import (
     GET_LINE,
     HELD_TOLERANCE,
+    TRUSTED_LATE_FRACTION,
     add_common_arguments,
     ladder,
     make_replay,
@@ -67,7 +68,7 @@ CLOSED_CONNECTIONS = 16
 HEY_WORKERS = 50
 LOCUST_USERS = 200
 LATE_MS = 5.0
-LATE_FRACTION_ALLOWED = 0.01
+LATE_FRACTION_ALLOWED = TRUSTED_LATE_FRACTION  # the rule our engine is held to
 SUBPROCESS_GRACE_S = 30.0
 NAIVE_DRAIN_S = 5.0
 SATURATING_RATE = 100_000.0

@@ -48,10 +48,7 @@ def describe_run(result: LoadResult) -> str:
         lines.append("  errors: none")
     health = result.health
     verdict = "kept up" if result.kept_up else "FELL BEHIND"
-    lines.append(
-        f"  generator: {verdict} ({health.late_sends} of {health.sends_checked} sends later "
-        f"than {health.lag_threshold_ms:g}ms, worst {health.max_lag_ms:.1f}ms)"
-    )
+    lines.append(f"  generator: {verdict} ({health.describe()})")
     if result.interrupted:
         lines.append("  the run was interrupted: these are the numbers measured until then")
     lines.append(percentile_table(result))
@@ -94,8 +91,7 @@ def _require_judgeable(result: LoadResult, allow_lag: bool, budget: str) -> None
         _judge(result, budget, False, "invalid: generator lag")
         raise InvalidMeasurement(
             f"cannot judge {budget}: the measurement is invalid, the load generator fell "
-            f"behind its own schedule ({health.late_sends} of {health.sends_checked} sends "
-            f"more than {health.lag_threshold_ms:g}ms late, worst {health.max_lag_ms:.1f}ms). "
+            f"behind its own schedule ({health.describe()}). "
             f"The latencies include the generator's delay, so they do not show the server's "
             f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
             f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"

@@ -12,9 +12,11 @@ bound is reached waits on the schedule and its latency grows honestly. The gener
 its own punctuality: a send that leaves later than `lag_threshold_ms` after it could have
 (after its intended time, or after a slot freed up) is "late", and a run with too many late
 sends is flagged as not having kept up: its latencies hold the generator's delay, not only the
-server's. Requests that fell due while every slot was taken are a backlog the server caused:
-each is judged from the latest freed slot, not from its long-past intended time, so a server
-stall that fills the pool never passes for a slow generator.
+server's. A send is judged from the later of its intended time and the moment the slot it
+takes became free (slots are taken oldest-freed first): a backlog behind a stalled server is
+not the generator's delay, but a generator too busy to use the slots it has is late. A loop
+that is busy nearly all the time reads answers late and fills the pool itself, so the
+thread's CPU time over the sending period is measured too (`GeneratorHealth.saturated`).
 
 A schedule can be split across processes: process `part` of `parts` takes every parts-th slot
 of the same seeded schedule and replay, and `LoadResult.merge` adds the parts exactly.
@@ -27,6 +29,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +59,7 @@ class EngineSettings:
     timeout: float = 10.0
     lag_threshold_ms: float = 5.0
     late_fraction_allowed: float = 0.01
+    busy_fraction_allowed: float = 0.9
     part: int = 0
     parts: int = 1
 
@@ -114,9 +118,12 @@ class ActiveRun:
         self.recorder = Recorder(warmup)
         self.recorder.health.lag_threshold_ms = settings.lag_threshold_ms
         self.recorder.health.late_fraction_allowed = settings.late_fraction_allowed
+        self.recorder.health.busy_fraction_allowed = settings.busy_fraction_allowed
         self.in_flight = 0
         self.slot_waiter: asyncio.Future | None = None
-        self.last_freed = 0.0  # perf_counter time of the latest completion (a slot freed)
+        # When each free slot became free (perf_counter), oldest first: one entry per slot
+        # not in flight, so a send takes the oldest and a completion adds its own time.
+        self.free_slots: deque[float] = deque([0.0] * settings.in_flight_bound)
         self.scheduled = 0
         self.start = 0.0
         self.stopped_at: float | None = None
@@ -130,11 +137,17 @@ class ActiveRun:
         )
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
+            began_cpu, began = time.thread_time(), time.perf_counter()
             try:
                 await dispatcher
             except asyncio.CancelledError:
                 if not self.interrupted:
                     raise
+            finally:
+                elapsed = time.perf_counter() - began
+                if elapsed > 0:
+                    busy = (time.thread_time() - began_cpu) / elapsed
+                    self.recorder.health.busy_fraction = min(1.0, busy)
             await self._drain()
 
     def stop(self) -> None:
@@ -171,7 +184,7 @@ class ActiveRun:
         self.start = start = perf() + 0.01
         send_deadline = start + self.pacer.duration + settings.timeout
         slot = -1
-        backlog_until = 0.0  # requests intended before this were due while the pool was full
+        free_slots = self.free_slots
         chunks = self.pacer.offsets()
         for chunk in chunks:
             offsets = chunk.tolist()
@@ -187,9 +200,6 @@ class ActiveRun:
                 while intended - now > EARLY_SEND_S:
                     await asyncio.sleep(intended - now)
                     now = perf()
-                free_since = intended
-                if intended < backlog_until:
-                    free_since = max(intended, self.last_freed)
                 while True:
                     if now >= send_deadline:
                         self._count_unsent(offset, offsets[index + 1 :], chunks, slot, now)
@@ -200,9 +210,9 @@ class ActiveRun:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(waiter, send_deadline - now)
                     self.slot_waiter = None
-                    now = backlog_until = perf()
-                    if waiter.done() and not waiter.cancelled():
-                        free_since = max(intended, waiter.result())
+                    now = perf()
+                freed = free_slots.popleft() if free_slots else intended
+                free_since = freed if freed > intended else intended
                 recorder.sent(offset, now - start, max(0.0, now - free_since))
                 self.in_flight += 1
                 submit(request, on_done, offset)
@@ -244,10 +254,10 @@ class ActiveRun:
         else:
             self.recorder.completed(offset, written_at - start, done_at - start, status, kind)
         self.in_flight -= 1
-        self.last_freed = done_at
+        self.free_slots.append(done_at)
         waiter = self.slot_waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(done_at)
+            waiter.set_result(None)
         if self.in_flight == 0 and self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
 

@@ -582,7 +582,7 @@ def assert_no_regression(
         )
         raise InvalidMeasurement(
             f"cannot compare {metric} with the baseline: the load generator fell behind its "
-            f"schedule ({health.late_sends} of {health.sends_checked} sends late), so the "
+            f"schedule ({health.describe()}), so the "
             f"latencies include its own delay\n{describe_run(result)}"
         )
     try:

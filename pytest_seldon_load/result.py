@@ -173,19 +173,39 @@ class GeneratorHealth:
     lag_threshold_ms: float = 5.0
     late_fraction_allowed: float = 0.01
     sends_checked: int = 0
+    busy_fraction: float = 0.0
+    """Share of the sending period the engine's thread spent on a CPU. A saturated event loop
+    reads answers late, which fills the pool and passes for a slow server: above
+    `busy_fraction_allowed` the run did not keep up, however punctual its sends look."""
+    busy_fraction_allowed: float = 0.9
 
     @property
     def late_fraction(self) -> float:
         return self.late_sends / self.sends_checked if self.sends_checked else 0.0
 
     @property
+    def saturated(self) -> bool:
+        return self.busy_fraction > self.busy_fraction_allowed
+
+    @property
     def kept_up(self) -> bool:
-        return self.late_fraction <= self.late_fraction_allowed
+        return self.late_fraction <= self.late_fraction_allowed and not self.saturated
+
+    def describe(self) -> str:
+        """How punctual the generator was, in words for failure messages."""
+        text = (
+            f"{self.late_sends} of {self.sends_checked} sends more than "
+            f"{self.lag_threshold_ms:g}ms late, worst {self.max_lag_ms:.1f}ms"
+        )
+        if self.busy_fraction:
+            text += f"; engine thread busy {self.busy_fraction:.0%} of the time"
+        return text
 
     def add(self, other: GeneratorHealth) -> None:
         self.late_sends += other.late_sends
         self.sends_checked += other.sends_checked
         self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
+        self.busy_fraction = max(self.busy_fraction, other.busy_fraction)
 
 
 @dataclass
@@ -302,6 +322,7 @@ class LoadResult:
             health=GeneratorHealth(
                 lag_threshold_ms=first.health.lag_threshold_ms,
                 late_fraction_allowed=first.health.late_fraction_allowed,
+                busy_fraction_allowed=first.health.busy_fraction_allowed,
             ),
             engine=first.engine,
             corrected=all(p.corrected for p in parts),
@@ -360,6 +381,7 @@ class LoadResult:
             "lag_accepted": self.lag_accepted,
             "late_sends": self.health.late_sends,
             "max_lag_ms": round(self.health.max_lag_ms, 3),
+            "busy_fraction": round(self.health.busy_fraction, 3),
             "judgements": list(self.judgements),
         }
 
@@ -375,6 +397,8 @@ class LoadResult:
                 "max_lag_ms": self.health.max_lag_ms,
                 "lag_threshold_ms": self.health.lag_threshold_ms,
                 "late_fraction_allowed": self.health.late_fraction_allowed,
+                "busy_fraction": self.health.busy_fraction,
+                "busy_fraction_allowed": self.health.busy_fraction_allowed,
             },
             "arrival": self.arrival,
             "seed": self.seed,
@@ -430,6 +454,8 @@ class LoadResult:
                 max_lag_ms=float(health.get("max_lag_ms", 0.0)),
                 lag_threshold_ms=float(health.get("lag_threshold_ms", 5.0)),
                 late_fraction_allowed=float(health.get("late_fraction_allowed", 0.01)),
+                busy_fraction=float(health.get("busy_fraction", 0.0)),
+                busy_fraction_allowed=float(health.get("busy_fraction_allowed", 0.9)),
             ),
             engine=str(data.get("engine", "embedded")),
             corrected=bool(data.get("corrected", True)),

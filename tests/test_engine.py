@@ -254,6 +254,41 @@ def test_a_backlog_behind_a_full_pool_is_the_servers_delay_not_the_generators(v2
     assert result.kept_up
 
 
+class BusyLoop:
+    """A companion that keeps the run's event loop on the CPU (a saturated generator)."""
+
+    def __init__(self, run) -> None:
+        self.stopped = False
+
+    async def __aenter__(self) -> BusyLoop:
+        self.task = asyncio.ensure_future(self._burn())
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.stopped = True
+        await self.task
+
+    async def _burn(self) -> None:
+        while not self.stopped:
+            deadline = time.perf_counter() + 0.002
+            while time.perf_counter() < deadline:
+                pass
+            await asyncio.sleep(0)
+
+
+def test_a_saturated_event_loop_is_flagged_even_when_sends_look_punctual(v2_replay):
+    settings = EngineSettings(busy_fraction_allowed=0.4, lag_threshold_ms=50)
+    with ServerThread(fixed(200, V2_OK)) as server:
+        endpoint = SeldonEndpoint(server.url)
+        calm = run_load(endpoint, v2_replay, rate=50, duration=1, settings=settings)
+        busy = run_load(endpoint, v2_replay, rate=50, duration=1, settings=settings,
+                        companion=BusyLoop)
+    assert 0 < calm.health.busy_fraction < 0.4 and calm.kept_up
+    assert busy.health.busy_fraction > 0.4, busy.health
+    assert busy.health.saturated and not busy.kept_up
+    assert busy.health.late_fraction <= 0.01  # the sends alone would have passed
+
+
 def test_in_flight_bound_makes_requests_wait_and_lose_their_slot(v2_replay):
     with ServerThread(delayed(0.200)) as server:
         result, elapsed = timed(

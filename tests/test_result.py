@@ -187,6 +187,18 @@ def test_generator_health_flags_a_late_generator():
     assert not GeneratorHealth(late_sends=11, sends_checked=1000).kept_up
 
 
+def test_a_saturated_engine_thread_did_not_keep_up_however_punctual():
+    punctual = GeneratorHealth(late_sends=0, sends_checked=1000, busy_fraction=0.85)
+    assert punctual.kept_up and not punctual.saturated
+    saturated = GeneratorHealth(late_sends=0, sends_checked=1000, busy_fraction=0.95)
+    assert saturated.saturated and not saturated.kept_up
+    assert "engine thread busy 95% of the time" in saturated.describe()
+    merged = GeneratorHealth()
+    merged.add(punctual)
+    merged.add(saturated)
+    assert merged.busy_fraction == 0.95 and not merged.kept_up
+
+
 def test_timeline_windows_hold_per_second_counts_and_percentiles():
     recorder = Recorder(warmup=0.0)
     per_second_latency_s = {0: 0.010, 1: 0.050, 2: 0.200}
@@ -303,6 +315,8 @@ def test_json_round_trip_keeps_every_number():
     data = mixed_recorder_data(seed=3)
     original = build(range(len(data[0])), data, unsent=[5.99])
     original.started_at = 1_700_000_000.25
+    original.health.busy_fraction = 0.375
+    original.health.busy_fraction_allowed = 0.8
     text = original.to_json(indent=2)
     assert json.loads(text)["schema"] == SCHEMA
     restored = LoadResult.from_json(text)
