@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NoReturn
 
 from .durations import format_ms, parse_budget_ms
 from .result import LoadResult
@@ -75,7 +76,7 @@ def _judge(result: LoadResult, budget: str, passed: bool, measured: float | str)
     result.judgements.append({"budget": budget, "passed": passed, "measured": measured})
 
 
-def _require_judgeable(result: LoadResult, allow_lag: bool, budget: str) -> None:
+def _require_measured(result: LoadResult, budget: str) -> None:
     __tracebackhide__ = True
     if not isinstance(result, LoadResult):
         raise TypeError(
@@ -86,16 +87,37 @@ def _require_judgeable(result: LoadResult, allow_lag: bool, budget: str) -> None
         raise InvalidMeasurement(
             f"cannot judge {budget}: the run measured no requests\n{describe_run(result)}"
         )
-    if not result.kept_up and not (allow_lag or result.lag_accepted):
-        health = result.health
+
+
+def _missed(
+    result: LoadResult,
+    budget: str,
+    measured: object,
+    allow_lag: bool,
+    message: str,
+    *,
+    beyond_lag: bool = False,
+) -> NoReturn:
+    """A missed budget is the server's, unless the generator fell behind its schedule.
+
+    Generator lag only ever adds to latency (it is measured from the intended send time) and
+    takes from throughput, so a budget met despite it is met; a budget missed while the
+    generator lagged cannot be blamed on the server, and is not judged, unless it is missed
+    `beyond_lag`: by more than the generator could have added.
+    """
+    __tracebackhide__ = True
+    lagging = not result.kept_up and not (allow_lag or result.lag_accepted)
+    if lagging and not beyond_lag:
         _judge(result, budget, False, "invalid: generator lag")
         raise InvalidMeasurement(
             f"cannot judge {budget}: the measurement is invalid, the load generator fell "
-            f"behind its own schedule ({health.describe()}). "
+            f"behind its own schedule ({result.health.describe()}). "
             f"The latencies include the generator's delay, so they do not show the server's "
             f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
             f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"
         )
+    _judge(result, budget, False, measured)
+    raise BudgetExceeded(f"{message}\n{describe_run(result)}")
 
 
 def assert_percentile_below(
@@ -108,21 +130,29 @@ def assert_percentile_below(
     __tracebackhide__ = True
     budget_ms = parse_budget_ms(budget, f"budget for {_q_label(q)}")
     label = f"{_q_label(q)} < {format_ms(budget_ms)}"
-    _require_judgeable(result, allow_lag, label)
+    _require_measured(result, label)
     measured = result.percentile(q)
     if math.isnan(measured):
         _judge(result, label, False, "no latencies")
         raise InvalidMeasurement(
             f"cannot judge {label}: no latencies were recorded\n{describe_run(result)}"
         )
-    passed = measured <= budget_ms
-    _judge(result, label, passed, round(measured, 3))
-    if not passed:
-        raise BudgetExceeded(
+    if measured > budget_ms:
+        # No send left more than max_lag_ms late, so every latency less that is still at
+        # least the server's part; only a saturated loop (answers read late) escapes it.
+        health = result.health
+        beyond_lag = not health.saturated and measured - health.max_lag_ms > budget_ms
+        how = "measured from the intended send time"
+        if beyond_lag and not result.kept_up:
+            how += (f"; over it even without the generator's worst lag of "
+                    f"{format_ms(health.max_lag_ms)}")
+        _missed(
+            result, label, round(measured, 3), allow_lag,
             f"{_q_label(q)} latency {format_ms(measured)} is over its budget of "
-            f"{format_ms(budget_ms)} (measured from the intended send time)\n"
-            f"{describe_run(result)}"
+            f"{format_ms(budget_ms)} ({how})",
+            beyond_lag=beyond_lag,
         )
+    _judge(result, label, True, round(measured, 3))
     return measured
 
 
@@ -174,16 +204,16 @@ def assert_error_rate_below(
     __tracebackhide__ = True
     limit = parse_error_rate(max_rate)
     label = f"error rate ≤ {limit:.3%}"
-    _require_judgeable(result, allow_lag, label)
+    _require_measured(result, label)
     measured = result.error_rate
-    passed = measured <= limit
-    _judge(result, label, passed, measured)
-    if not passed:
-        raise BudgetExceeded(
+    if measured > limit:
+        _missed(
+            result, label, measured, allow_lag,
             f"error rate {measured:.3%} ({result.errors} of "
             f"{max(result.scheduled, result.requests)} requests) is over its budget of "
-            f"{limit:.3%}\n{describe_run(result)}"
+            f"{limit:.3%}",
         )
+    _judge(result, label, True, measured)
     return measured
 
 
@@ -209,15 +239,14 @@ def assert_throughput_at_least(
     __tracebackhide__ = True
     limit = parse_throughput(min_rate)
     label = f"throughput ≥ {limit:g}/s"
-    _require_judgeable(result, allow_lag, label)
+    _require_measured(result, label)
     measured = result.throughput
-    passed = measured >= limit
-    _judge(result, label, passed, round(measured, 3))
-    if not passed:
-        raise BudgetExceeded(
-            f"throughput {measured:.1f} ok/s is under its budget of {limit:g}/s\n"
-            f"{describe_run(result)}"
+    if measured < limit:
+        _missed(
+            result, label, round(measured, 3), allow_lag,
+            f"throughput {measured:.1f} ok/s is under its budget of {limit:g}/s",
         )
+    _judge(result, label, True, round(measured, 3))
     return measured
 
 

@@ -117,7 +117,7 @@ def test_marker_budgets_are_checked_after_a_body_without_assertions(run_suite):
     result = run_suite(
         HEADER
         + """
-@pytest.mark.load(rate=40, duration="1s", budgets={"p99": "5ms"})
+@pytest.mark.load(rate=40, duration="1s", budgets={"p99": "5ms"}, lag_threshold_ms=100)
 def test_marker_blown(seldon_endpoint, replay_file, load_run):
     load_run(seldon_endpoint, replay_file.from_requests(["/delay/20"]))
 
@@ -179,25 +179,37 @@ def test_bad_argument():
     assert "unknown argument(s) durations" in output
 
 
-def test_lagging_generator_makes_the_measurement_invalid_unless_allowed(run_suite):
+def test_a_budget_missed_while_the_generator_lagged_is_invalid_unless_allowed(run_suite):
     source = (
         HEADER
         + """
+from pytest_seldon_load import BudgetExceeded
+
 def test_lag(seldon_endpoint, replay_file, load_run):
     # A zero lag tolerance makes every send "late": the generator did not keep up.
     result = load_run(seldon_endpoint, replay_file.from_requests(["/"]), rate=40, duration=1,
                       lag_threshold_ms=0)
     assert not result.kept_up
+    # Lag only adds latency: a budget met despite it is met.
     assert_p99_below(result, "10s")
+    assert_error_rate_below(result, 0)
+    # Missed by more than the worst lag could add: the server's, lag or not.
+    with pytest.raises(BudgetExceeded, match="over it even without the generator's worst lag"):
+        assert_p99_below(result, "1us")
+    # Missed within what the lag could add: not blamed on the server.
+    result.health.max_lag_ms = 60_000.0
+    assert_p99_below(result, "1us")
 """
     )
     invalid = run_suite(source)
     invalid.assert_outcomes(failed=1)
     output = invalid.stdout.str()
-    assert "the measurement is invalid, the load generator fell behind its own schedule" in output
+    assert "cannot judge p99 < 1us: the measurement is invalid, the load generator fell " \
+        "behind its own schedule" in output, output
     assert re.search(r"^test_lag\s.*invalid$", output, re.MULTILINE), output
     allowed = run_suite(source, "--load-allow-lag")
-    allowed.assert_outcomes(passed=1)
+    allowed.assert_outcomes(failed=1)
+    assert "BudgetExceeded: p99 latency" in allowed.stdout.str()
 
 
 def test_options_are_grouped_and_validated(pytester: pytest.Pytester):

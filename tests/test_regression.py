@@ -164,13 +164,20 @@ def test_runs_too_short_to_ever_be_significant_are_not_judged():
     assert current.judgements[-1]["measured"] == "invalid"
 
 
-def test_a_lagging_generator_is_not_compared():
-    baseline, current = pair(0, 0.0, seconds=10)
-    current.health.late_sends = current.health.sends_checked = 100
+def test_a_regression_found_while_the_generator_lagged_is_not_blamed_on_the_server():
+    baseline, slower = pair(0, 0.5, seconds=10)
+    slower.health.late_sends = slower.health.sends_checked = 100
     with pytest.raises(InvalidMeasurement, match="fell behind"):
-        assert_no_regression(current, baseline)
-    current.lag_accepted = True
-    assert assert_no_regression(current, baseline) is not None
+        assert_no_regression(slower, baseline)
+    assert slower.judgements[-1]["measured"] == "invalid: lag"
+    slower.lag_accepted = True
+    with pytest.raises(PerformanceRegression):
+        assert_no_regression(slower, baseline)
+    # Lag only makes a run look worse: no regression despite it stands.
+    baseline, same = pair(1, 0.0, seconds=10)
+    same.health.late_sends = same.health.sends_checked = 100
+    comparison = assert_no_regression(same, baseline)
+    assert comparison is not None and not comparison.is_regression
 
 
 def test_error_rate_moves_in_points_even_from_zero():
