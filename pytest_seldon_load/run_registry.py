@@ -85,16 +85,20 @@ def register_result(config: pytest.Config, item: pytest.Item, result: LoadResult
 
 
 def verdict(result: LoadResult, test_outcome: str) -> str:
-    """One word for the summary table: pass, FAIL, invalid, or the test's own failure."""
+    """A word for the summary table: pass, FAIL, invalid, lagged, or the test's own failure.
+
+    "invalid": a budget missed while the generator lagged; "pass, lagged": every budget met
+    although it lagged (lag only adds latency); "lagged": it lagged and nothing was judged.
+    """
     failed = [j for j in result.judgements if not j.get("passed")]
     if any(str(j.get("measured", "")).startswith("invalid") for j in failed):
         return "invalid"
     if failed:
         return "FAIL"
-    if not result.kept_up and not result.lag_accepted:
-        return "invalid"
     if test_outcome == "failed":
         return "test failed"
+    if not result.kept_up and not result.lag_accepted:
+        return "pass, lagged" if result.judgements else "lagged"
     return "pass"
 
 

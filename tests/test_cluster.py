@@ -349,3 +349,22 @@ def test_cluster_options_are_checked_and_named(inner):
     bad = inner.runpytest("--iago-node-selector=role")
     bad.stderr.fnmatch_lines(["*--iago-node-selector: expected key=value*"])
     assert inner.runpytest("--load-engine=iago", "--co").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_an_api_server_without_exec_websockets_is_named_as_such(kubeconfig, namespace):
+    """The cluster's own transport against an API that answers exec with plain HTTP."""
+    from kubernetes import client as k8s
+
+    from pytest_seldon_load.cluster.transport import KubernetesTransport
+
+    connection = connect(KubeSettings(kubeconfig=str(kubeconfig)))
+    k8s.CoreV1Api(connection.api).create_namespaced_pod(namespace, {
+        "metadata": {"name": "idle"},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    })
+    transport = KubernetesTransport(connection)
+    with pytest.raises(ClusterError) as failure:
+        transport.exec(namespace, "idle", ["true"], timeout=10)
+    message = str(failure.value)
+    assert message.startswith(f"exec 'true' in pod {namespace}/idle: Handshake status 200")
+    assert "does not serve exec/port-forward" in message, message

@@ -199,16 +199,23 @@ def test_lag(seldon_endpoint, replay_file, load_run):
     # Missed within what the lag could add: not blamed on the server.
     result.health.max_lag_ms = 60_000.0
     assert_p99_below(result, "1us")
+
+def test_lag_met(seldon_endpoint, replay_file, load_run):
+    result = load_run(seldon_endpoint, replay_file.from_requests(["/"]), rate=40, duration=1,
+                      lag_threshold_ms=0)
+    assert_p99_below(result, "10s")
 """
     )
     invalid = run_suite(source)
-    invalid.assert_outcomes(failed=1)
+    invalid.assert_outcomes(failed=1, passed=1)
     output = invalid.stdout.str()
+    assert re.search(r"^test_lag_met\s.*pass, lagged$", output, re.MULTILINE), output
+    assert "lagged: the load generator fell behind its schedule" in output
     assert "cannot judge p99 < 1us: the measurement is invalid, the load generator fell " \
         "behind its own schedule" in output, output
     assert re.search(r"^test_lag\s.*invalid$", output, re.MULTILINE), output
     allowed = run_suite(source, "--load-allow-lag")
-    allowed.assert_outcomes(failed=1)
+    allowed.assert_outcomes(failed=1, passed=1)
     assert "BudgetExceeded: p99 latency" in allowed.stdout.str()
 
 
