@@ -213,8 +213,9 @@ def test_timeouts_are_errors_and_the_run_ends_in_bounded_time(v2_replay):
 def test_constant_rate_is_held(v2_replay):
     handler = Recording()
     with ServerThread(handler) as server:
+        # Punctuality is judged loosely: other tests share the two cores with this one.
         result = run_load(SeldonEndpoint(server.url), v2_replay, rate=200, duration=5,
-                          arrival="constant")
+                          arrival="constant", settings=EngineSettings(lag_threshold_ms=50))
     assert_accounted(result)
     assert result.scheduled == 1000
     assert abs(result.requests - 1000) <= 10
