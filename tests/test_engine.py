@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import signal
 import time
@@ -220,7 +222,7 @@ def test_constant_rate_is_held(v2_replay):
     assert result.scheduled == 1000
     assert abs(result.requests - 1000) <= 10
     assert len(handler.seen) == result.requests
-    assert result.kept_up
+    assert result.kept_up, result.health
     assert result.health.sends_checked == result.requests
     assert result.achieved_rate == pytest.approx(200, rel=0.01)
     assert result.errors == 0
@@ -369,6 +371,21 @@ def test_ctrl_c_works_again_after_a_run(v2_replay):
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(2)
+
+
+def test_the_host_processes_heap_is_frozen_during_a_run_and_only_then(v2_replay):
+    """A full collection over a pytest session's heap would stall the loop: it is frozen."""
+    seen: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def watch(run):
+        seen.append(gc.get_freeze_count())
+        yield
+
+    with ServerThread(fixed(200, V2_OK)) as server:
+        run_load(SeldonEndpoint(server.url), v2_replay, rate=20, duration=0.2, companion=watch)
+    assert seen and seen[0] > 0
+    assert gc.get_freeze_count() == 0
 
 
 def test_requests_carry_path_prefix_headers_and_body(tmp_path):
