@@ -293,7 +293,9 @@ def test_a_run_through_the_pod_reads_its_admin_port_and_cleans_up(
     assert 0 < result.p50 <= result.p99 < 1000
     # The pod's generator reports its punctuality (whether it kept up on a busy 2-core
     # machine is not this test's business).
-    assert result.health.sends_checked == result.requests, result.health
+    # Sends are counted as they leave, requests as they complete: they differ by at most
+    # what was in flight at the two snapshots (8 connections).
+    assert abs(result.health.sends_checked - result.requests) <= 8, result.health
     assert len(result.timeline) >= 3 and all(p["cumulative"] for p in result.timeline)
     assert sum(p["sent"] for p in result.timeline) == result.requests
     seen = len(recording.seen)
