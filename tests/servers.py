@@ -31,6 +31,18 @@ def json_response(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
+async def by_path(request: web.Request) -> web.StreamResponse:
+    """Answers as the path says: ``/delay/<ms>`` waits that long, ``/status/<code>`` answers
+    that status with an error body; anything else is a V2 success."""
+    await request.read()
+    parts = request.path.strip("/").split("/")
+    if parts[0] == "delay" and len(parts) > 1:
+        await asyncio.sleep(float(parts[1]) / 1000.0)
+    if parts[0] == "status" and len(parts) > 1:
+        return json_response(b'{"error":"failed"}', status=int(parts[1]))
+    return json_response(V2_OK)
+
+
 class ServerThread:
     """Serve one handler for every method and path on 127.0.0.1, from a background thread."""
 

@@ -7,15 +7,13 @@ every worker's runs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from servers import V2_OK, ServerThread, json_response
+from servers import ServerThread, by_path
 
 from pytest_seldon_load import baseline as baseline_module
 from pytest_seldon_load.baseline import (
@@ -35,17 +33,9 @@ from pytest_seldon_load.result import LoadResult
 pytest_plugins = ["pytester"]
 
 
-async def _by_path(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    parts = request.path.strip("/").split("/")
-    if parts[0] == "delay" and len(parts) > 1:
-        await asyncio.sleep(float(parts[1]) / 1000.0)
-    return json_response(V2_OK)
-
-
 @pytest.fixture(scope="module")
 def target_url():
-    with ServerThread(_by_path) as server:
+    with ServerThread(by_path) as server:
         yield server.url
 
 

@@ -6,27 +6,15 @@ how to answer: ``/delay/<ms>`` waits, ``/status/<code>`` answers that status.
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
-from aiohttp import web
-from servers import V2_OK, ServerThread, json_response
-
-
-async def _by_path(request: web.Request) -> web.StreamResponse:
-    await request.read()
-    parts = request.path.strip("/").split("/")
-    if parts[0] == "delay" and len(parts) > 1:
-        await asyncio.sleep(float(parts[1]) / 1000.0)
-    if parts[0] == "status" and len(parts) > 1:
-        return json_response(b'{"error":"failed"}', status=int(parts[1]))
-    return json_response(V2_OK)
+from servers import ServerThread, by_path
 
 
 @pytest.fixture(scope="module")
 def target_url():
-    with ServerThread(_by_path) as server:
+    with ServerThread(by_path) as server:
         yield server.url
 
 
