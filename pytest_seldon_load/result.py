@@ -419,6 +419,11 @@ class LoadResult:
             raise ValueError(
                 f"not a load result: expected a JSON object, got {type(data).__name__}"
             )
+        if cls is LoadResult and data.get("kind") == "summary-only":
+            # An Iago run: percentiles without histograms, read back as what it was.
+            from .iago.stats import SummaryLoadResult
+
+            return SummaryLoadResult.from_dict(data)
         try:
             return cls._from_checked_dict(data)
         except ValueError:

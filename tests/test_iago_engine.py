@@ -130,8 +130,6 @@ def test_a_summary_result_round_trips_through_json_and_refuses_to_merge():
         SummaryLoadResult.merge([again, again])
 
 
-@pytest.mark.xfail(reason="needs result.py's LoadResult.from_dict to hand kind 'summary-only' "
-                   "to SummaryLoadResult (requested of result.py's owner)", strict=False)
 def test_a_saved_iago_result_reads_back_through_load_result():
     again = LoadResult.from_json(iago_result().to_json())
     assert isinstance(again, SummaryLoadResult) and again.p99 == 95
