@@ -208,6 +208,7 @@ class AdminPort:
             "client/pending": run.in_flight,
             "seldon_load/in_flight_bound": run.settings.in_flight_bound,
             "seldon_load/max_lag_ms": round(run.recorder.health.max_lag_ms, 3),
+            "seldon_load/busy_fraction": round(run.busy_fraction(), 3),
             "seldon_load/elapsed_s": round(elapsed, 3),
             "seldon_load/scheduled_rate": round(
                 run.pacer.profile.rate_at(elapsed) / run.settings.parts, 3

@@ -125,6 +125,7 @@ class ActiveRun:
         # When each free slot became free (perf_counter), oldest first: one entry per slot
         # not in flight, so a send takes the oldest and a completion adds its own time.
         self.free_slots: deque[float] = deque([0.0] * settings.in_flight_bound)
+        self._busy_since: tuple[float, float] | None = None  # (thread CPU, wall) while sending
         self.scheduled = 0
         self.start = 0.0
         self.stopped_at: float | None = None
@@ -138,18 +139,25 @@ class ActiveRun:
         )
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
-            began_cpu, began = time.thread_time(), time.perf_counter()
+            self._busy_since = (time.thread_time(), time.perf_counter())
             try:
                 await dispatcher
             except asyncio.CancelledError:
                 if not self.interrupted:
                     raise
             finally:
-                elapsed = time.perf_counter() - began
-                if elapsed > 0:
-                    busy = (time.thread_time() - began_cpu) / elapsed
-                    self.recorder.health.busy_fraction = min(1.0, busy)
+                self.recorder.health.busy_fraction = self.busy_fraction()
+                self._busy_since = None  # the sending period is over: the figure stays
             await self._drain()
+
+    def busy_fraction(self) -> float:
+        """Share of the sending period so far that this thread spent on a CPU (call it from
+        the run's own loop: a companion may, for a live figure)."""
+        if self._busy_since is None:
+            return self.recorder.health.busy_fraction
+        began_cpu, began = self._busy_since
+        elapsed = time.perf_counter() - began
+        return min(1.0, (time.thread_time() - began_cpu) / elapsed) if elapsed > 0 else 0.0
 
     def stop(self) -> None:
         """Stop sending now; keep everything measured so far (the result says interrupted)."""

@@ -82,6 +82,7 @@ def test_a_live_run_serves_ostrich_stats_periods_text_and_graphs(replay):
     assert counters["200"] == counters["client/success"] and counters["500"] > 0
     assert counters["requests_sent"] >= counters["client/requests"] > 40
     assert stats["gauges"]["client/pending"] >= 0
+    assert 0 < stats["gauges"]["seldon_load/busy_fraction"] < 1  # the engine thread, live
     assert stats["labels"]["seldon_load/latency"] == "corrected"
     assert stats["labels"]["seldon_load/state"] == "running"
     latency = metrics["client/request_latency_ms"]

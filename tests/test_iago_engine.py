@@ -294,6 +294,7 @@ def test_a_run_through_the_pod_reads_its_admin_port_and_cleans_up(
     # Sends are counted as they leave, requests as they complete: they differ by at most
     # what was in flight at the two snapshots (8 connections).
     assert abs(result.health.sends_checked - result.requests) <= 8, result.health
+    assert 0 < result.health.busy_fraction < 1, result.health  # the pod engine's, scraped
     assert len(result.timeline) >= 3 and all(p["cumulative"] for p in result.timeline)
     assert sum(p["sent"] for p in result.timeline) == result.requests
     seen = len(recording.seen)

@@ -273,6 +273,7 @@ def result_from_stats(
         health.sends_checked = int(final.counter("seldon_load/sends_checked")
                                    - start.counter("seldon_load/sends_checked"))
         health.max_lag_ms = final.gauges.get("seldon_load/max_lag_ms", 0.0)
+        health.busy_fraction = final.gauges.get("seldon_load/busy_fraction", 0.0)
     return result
 
 
