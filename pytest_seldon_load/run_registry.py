@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from .redact import redact_text
 from .report.junit import junit_properties
 from .result import LoadResult
 
@@ -105,7 +106,12 @@ def verdict(result: LoadResult, test_outcome: str) -> str:
 def _entry(
     result: LoadResult, nodeid: str, key: str, verdict_word: str, keep_histograms: bool
 ) -> dict[str, Any]:
-    entry = result.to_dict() | {"nodeid": nodeid, "key": key, "verdict": verdict_word}
+    # Test ids and labels can carry a parametrized consumer key or token: every report and
+    # baseline is written from these entries, so they hold the masked names.
+    entry = result.to_dict() | {
+        "nodeid": redact_text(nodeid), "key": redact_text(key), "verdict": verdict_word,
+        "label": redact_text(result.label),
+    }
     if not keep_histograms:
         strip_histograms(entry)
     return entry

@@ -288,3 +288,25 @@ def test_each(seldon_endpoint, replay_file, load_run, n):
     output = result.stdout.str()
     assert re.search(r"^test_each\[1\]\s.*pass$", output, re.MULTILINE), output
     assert re.search(r"^test_each\[2\]\s.*pass$", output, re.MULTILINE), output
+
+
+def test_a_consumer_key_in_a_test_id_is_masked_in_every_report(run_suite, pytester):
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.parametrize("key", ["k3y-in-the-id"])
+def test_keyed(seldon_endpoint, replay_file, load_run, key):
+    replay = replay_file.recommendation(items=["7"], num_actions=5, consumer_key=key)
+    load_run(seldon_endpoint, replay, rate=20, duration=1, lag_threshold_ms=100)
+""",
+        "--load-json=results.json",
+        "--junitxml=junit.xml",
+    )
+    result.assert_outcomes(passed=1)
+    report = (pytester.path / "results.json").read_text()
+    assert "test_keyed[" in report and "k3y-in-the-id" not in report
+    # pytest names the test case itself; the properties are ours.
+    junit = (pytester.path / "junit.xml").read_text()
+    properties = re.findall(r"<property [^>]*/>", junit)
+    assert properties and not any("k3y-in-the-id" in p for p in properties), properties
+    assert "k3y-in-the-id" not in result.stdout.str().split("seldon-load summary")[1]

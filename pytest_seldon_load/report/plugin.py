@@ -33,6 +33,7 @@ from ..baseline import (
     write_baseline,
 )
 from ..progress import LiveProgress, terminal_progress
+from ..redact import redact_text
 from ..regression import (
     METRICS,
     PerformanceRegression,
@@ -239,6 +240,7 @@ class Reporting:
 
     def _saved(self, key: str) -> LoadResult | None:
         assert self.baseline is not None
+        key = redact_text(key)  # baselines hold masked test ids (run_registry._entry)
         try:
             saved = self.baseline.result(key)
         except Exception as exc:  # a damaged histogram fails in zlib or base64 as well
