@@ -5,8 +5,10 @@ One parser for both, so "1.5s" means the same thing in a budget, a marker and an
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
+from collections.abc import Callable
 
 _UNITS_IN_MS = {
     "us": 0.001,
@@ -55,6 +57,23 @@ def parse_budget_ms(value: float | int | str, what: str = "budget") -> float:
 def parse_duration_s(value: float | int | str, what: str = "duration") -> float:
     """A duration in seconds; bare numbers are seconds (as in k6 and Vegeta)."""
     return _parse(value, "s", what) / 1000.0
+
+
+def duration_option(option: str, *, allow_zero: bool = False) -> Callable[[str], float]:
+    """An argparse `type` for a duration option: seconds, or a usage error naming `option`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = parse_duration_s(text, option)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value < 0 or (value == 0 and not allow_zero):
+            rule = "must not be negative" if allow_zero else "must be positive"
+            raise argparse.ArgumentTypeError(f"{option} {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = "duration"
+    return parse
 
 
 def format_ms(ms: float) -> str:

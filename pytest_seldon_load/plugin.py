@@ -8,7 +8,7 @@ import math
 import pytest
 
 from .assertions import BudgetExceeded, InvalidMeasurement, budget_checks
-from .durations import parse_duration_s
+from .durations import duration_option
 from .endpoint import PROTOCOLS
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
     ENGINES,
@@ -47,18 +47,6 @@ def _non_negative_float(option: str):
         if not (value >= 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"{option} must not be negative, got {text!r}")
         return value
-
-    return parse
-
-
-def _duration(option: str):
-    def parse(text: str) -> str:
-        try:
-            if parse_duration_s(text, option) <= 0:
-                raise ValueError(f"{option} must be positive")
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
 
     return parse
 
@@ -141,7 +129,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--load-timeout",
         default="10s",
         metavar="DURATION",
-        type=_duration("--load-timeout"),
+        type=duration_option("--load-timeout"),
         help="per-request timeout, e.g. 2s or 500ms. Default: 10s",
     )
     group.addoption(

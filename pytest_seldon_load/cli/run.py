@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..assertions import describe_run
 from ..atomic import atomic_write_text
-from ..durations import parse_duration_s
+from ..durations import duration_option
 from ..endpoint import PROTOCOLS, SeldonEndpoint
 from ..engine import EngineSettings, RunInterrupted, run_load
 from ..pacer import ARRIVALS
@@ -42,20 +42,6 @@ while it runs, --admin-port serves Iago's admin paths (Ostrich's shape and metri
   curl http://127.0.0.1:9994/shutdown.json  end the run now (the result is kept)
 latency in client/request_latency_ms is measured from the intended send time.
 """
-
-
-def _duration(option: str, allow_zero: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = parse_duration_s(text, option)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        if value <= 0 and not allow_zero:
-            raise argparse.ArgumentTypeError(f"{option} must be positive, got {text!r}")
-        return value
-
-    parse.__name__ = "duration"
-    return parse
 
 
 def _rate(text: str) -> float:
@@ -103,15 +89,15 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--replay", required=True, metavar="FILE", help="the replay file")
     parser.add_argument("--rate", required=True, type=_rate, metavar="R",
                         help="requests per second (the target once any ramp is over)")
-    parser.add_argument("--duration", type=_duration("--duration"), default=DEFAULT_DURATION,
+    parser.add_argument("--duration", type=duration_option("--duration"), default=DEFAULT_DURATION,
                         metavar="D", help=f"measured run length, e.g. 30s, 10m (default: "
                         f"{DEFAULT_DURATION}; Iago ran until killed)")
-    parser.add_argument("--warmup", type=_duration("--warmup", allow_zero=True), default=0.0,
+    parser.add_argument("--warmup", type=duration_option("--warmup", allow_zero=True), default=0.0,
                         metavar="D", help="sent but not counted, before --duration (default: 0)")
     parser.add_argument("--arrival", default="constant", metavar="KIND",
                         help=f"arrival process: {', '.join(ARRIVALS)} (default: constant; "
                         "slow-start-poisson is Iago's)")
-    parser.add_argument("--ramp", type=_duration("--ramp", allow_zero=True), default=None,
+    parser.add_argument("--ramp", type=duration_option("--ramp", allow_zero=True), default=None,
                         metavar="D", help="ramp length (slow-start-poisson: 240s by default)")
     parser.add_argument("--ramp-from", type=float, default=None, metavar="R",
                         help="rate at the start of the ramp (slow-start-poisson: 1)")
@@ -122,7 +108,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                         metavar="NAME:VALUE", help="a header for every request (repeatable)")
     parser.add_argument("--connections", type=whole(1), default=64, metavar="N",
                         help="keep-alive connections, also the in-flight bound (default: 64)")
-    parser.add_argument("--timeout", type=_duration("--timeout"), default=10.0, metavar="D",
+    parser.add_argument("--timeout", type=duration_option("--timeout"), default=10.0, metavar="D",
                         help="per-request timeout (default: 10s)")
     parser.add_argument("--seed", type=seed, default=None,
                         help="schedule seed (default: a fresh one, shown in the result)")

@@ -16,23 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..durations import parse_duration_s
+from ..durations import duration_option
 from ..fixtures import ENGINES
 
 GROUP_DESCRIPTION = "seldon-load (load tests of Seldon deployments)"
-
-
-def _duration(option: str):
-    def parse(text: str) -> float:
-        try:
-            value = parse_duration_s(text, option)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{option} must be positive, got {text!r}")
-        return value
-
-    return parse
 
 
 def _url(option: str):
@@ -90,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--seldon-ingress", default=None, metavar="URL", type=_url("--seldon-ingress"),
         help="Istio/Ambassador ingress: deployments are reached at URL/seldon/<ns>/<name> "
         "(default: status.address.url if it answers from here, else a port-forward)")
-    add("--seldon-wait", default=300.0, metavar="DURATION", type=_duration("--seldon-wait"),
+    add("--seldon-wait", default=300.0, metavar="DURATION", type=duration_option("--seldon-wait"),
         help="how long seldon_cluster.deployment() waits for state Available. Default: 5m")
     add("--seldon-consumer-keys", default=None, metavar="secret/NAME|configmap/NAME",
         type=_key_source,
@@ -114,15 +101,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where replays are uploaded in the pod. Default: /seldon-data")
     add("--iago-target", default=None, metavar="URL", type=_url("--iago-target"),
         help="the target as the pod sees it (default: the deployment's in-cluster address)")
-    add("--iago-ramp", default=240.0, metavar="DURATION", type=_duration("--iago-ramp"),
+    add("--iago-ramp", default=240.0, metavar="DURATION", type=duration_option("--iago-ramp"),
         help="slow-start ramp when the arrival is slow-start-poisson and load_run gives no "
         "ramp. Default: 240s (Iago's)")
-    add("--iago-poll", default=5.0, metavar="DURATION", type=_duration("--iago-poll"),
+    add("--iago-poll", default=5.0, metavar="DURATION", type=duration_option("--iago-poll"),
         help="how often the admin port's /stats.json is read (the timeline). Default: 5s")
     add("--iago-admin-port", default=9994, metavar="PORT", type=_port,
         help="the pod's admin port. Default: 9994")
     add("--iago-startup-timeout", default=120.0, metavar="DURATION",
-        type=_duration("--iago-startup-timeout"),
+        type=duration_option("--iago-startup-timeout"),
         help="how long the pod and its admin port may take to come up. Default: 2m")
 
 
