@@ -544,6 +544,12 @@ def regression_message(result: LoadResult, comparison: Comparison) -> str:
     return f"{comparison.headline()}\n{comparison.evidence()}\n{describe_run(result)}"
 
 
+def lag_may_explain(comparison: Comparison, result: LoadResult) -> bool:
+    """Lag only makes a run look worse: no regression despite it stands, but a regression
+    found while the generator lagged (and the lag was not accepted) is not the server's."""
+    return comparison.is_regression and not result.kept_up and not result.lag_accepted
+
+
 def assert_no_regression(
     result: LoadResult,
     baseline: LoadResult | str | Path | None = None,
@@ -585,9 +591,7 @@ def assert_no_regression(
             {"budget": f"{metric} vs baseline{where}", "passed": False, "measured": "invalid"}
         )
         raise InvalidMeasurement(f"{exc}\n{describe_run(result)}") from None
-    if comparison.is_regression and not result.kept_up and not result.lag_accepted:
-        # Lag only makes a run look worse: no regression despite it stands, a regression
-        # found while the generator lagged cannot be blamed on the server.
+    if lag_may_explain(comparison, result):
         result.judgements.append(
             {"budget": f"{metric} vs baseline", "passed": False, "measured": "invalid: lag"}
         )

@@ -40,6 +40,7 @@ from ..regression import (
     compare_runs,
     drop_baseline_lookup,
     judge_comparison,
+    lag_may_explain,
     parse_tolerance,
     use_baseline_lookup,
 )
@@ -326,9 +327,7 @@ class Reporting:
                     stacklevel=2,
                 )
                 continue
-            if comparison.is_regression and not result.kept_up and not result.lag_accepted:
-                # Lag only makes a run look worse: a regression found while the generator
-                # lagged is not the server's; no regression despite the lag stands.
+            if lag_may_explain(comparison, result):
                 warnings.warn(
                     BaselineWarning(
                         f"{key}: {metric} not judged against baseline '{name}': the load "
