@@ -142,7 +142,11 @@ class CpuMeter:
         server = (_process_jiffies(self.server_pids) - self._server) / CLOCK_TICKS
         other = (busy - self._busy) / CLOCK_TICKS - client - server
         self.use = CpuUse(
-            wall, client, server, max(0.0, other), (irq - self._irq) / CLOCK_TICKS,
+            wall,
+            client,
+            server,
+            max(0.0, other),
+            (irq - self._irq) / CLOCK_TICKS,
             (steal - self._steal) / CLOCK_TICKS,
         )
 
@@ -262,8 +266,11 @@ def repeat_runs(
         busy = run.other_pct > BUSY_OTHER_CORE_PCT
         if not run.held and busy and reruns < busy_reruns:
             reruns += 1
-            print(f"  {label}: {describe(run)} — DISCARDED (others used "
-                  f"{run.other_pct:.0f}% of a core), running again", flush=True)
+            print(
+                f"  {label}: {describe(run)} — DISCARDED (others used "
+                f"{run.other_pct:.0f}% of a core), running again",
+                flush=True,
+            )
             continue
         runs.append(run)
         print(f"  {label}: {describe(run)}", flush=True)
@@ -292,8 +299,12 @@ def climb(
 
     def rung_at(rate: float) -> Rung[R]:
         runs, reruns = repeat_runs(
-            lambda: run_at(rate), repeats, label=f"{label} {rate:>7,.0f}/s", describe=describe,
-            quiet_wait_s=quiet_wait_s, busy_reruns=busy_reruns,
+            lambda: run_at(rate),
+            repeats,
+            label=f"{label} {rate:>7,.0f}/s",
+            describe=describe,
+            quiet_wait_s=quiet_wait_s,
+            busy_reruns=busy_reruns,
         )
         return Rung(rate, runs, reruns)
 

@@ -122,8 +122,13 @@ def run_engine(
     gc.collect()
     with CpuMeter(server_pids) as meter:
         result = run_load(
-            SeldonEndpoint(url), replay, rate=rate, duration=duration, warmup=warmup,
-            arrival="constant", settings=settings,
+            SeldonEndpoint(url),
+            replay,
+            rate=rate,
+            duration=duration,
+            warmup=warmup,
+            arrival="constant",
+            settings=settings,
         )
     use = meter.use
     assert use is not None
@@ -159,9 +164,23 @@ def describe(run: EngineRun) -> str:
 
 
 HEADER = [
-    "target req/s", "achieved req/s", "achieved/target", "held", "kept up", "late sends",
-    "engine busy %", "max lag ms", "p50 ms", "p99 ms", "p99.9 ms", "service p50 ms",
-    "service p99 ms", "errors", "engine CPU µs/req", "nginx CPU µs/req", "other CPU %",
+    "target req/s",
+    "achieved req/s",
+    "achieved/target",
+    "held",
+    "kept up",
+    "late sends",
+    "engine busy %",
+    "max lag ms",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "service p50 ms",
+    "service p99 ms",
+    "errors",
+    "engine CPU µs/req",
+    "nginx CPU µs/req",
+    "other CPU %",
     "busy reruns",
 ]
 
@@ -215,11 +234,22 @@ def ladder(
     """Rising rates until one is not held (by majority of repeats), then bisect."""
     return climb(
         lambda rate: run_engine(
-            url, replay, rate, duration=duration, warmup=warmup, settings=settings,
+            url,
+            replay,
+            rate,
+            duration=duration,
+            warmup=warmup,
+            settings=settings,
             server_pids=server_pids,
         ),
-        rates, repeats=repeats, label=label, describe=describe, deadline=deadline,
-        quiet_wait_s=quiet_wait_s, busy_reruns=busy_reruns, refine=refine,
+        rates,
+        repeats=repeats,
+        label=label,
+        describe=describe,
+        deadline=deadline,
+        quiet_wait_s=quiet_wait_s,
+        busy_reruns=busy_reruns,
+        refine=refine,
     )
 
 
@@ -248,14 +278,23 @@ def recording_sends() -> Iterator[list[tuple[float, float]]]:
 
 
 def accuracy(
-    url: str, replay: ReplayFile, rate: float, *, duration: float, warmup: float,
+    url: str,
+    replay: ReplayFile,
+    rate: float,
+    *,
+    duration: float,
+    warmup: float,
     settings: EngineSettings,
 ) -> str:
     """How much of the corrected latency is the generator's own send timing, at `rate`."""
     gc.collect()
     with recording_sends() as sends:
         result = run_load(
-            SeldonEndpoint(url), replay, rate=rate, duration=duration, warmup=warmup,
+            SeldonEndpoint(url),
+            replay,
+            rate=rate,
+            duration=duration,
+            warmup=warmup,
             settings=settings,
         )
     gaps = np.array([actual - intended for intended, actual in sends]) * 1000.0
@@ -287,24 +326,46 @@ def parse_rates(text: str) -> list[float]:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rates", type=parse_rates, default=list(DEFAULT_RATES),
-                        help="rising target rates, comma separated (5k = 5000)")
+    parser.add_argument(
+        "--rates",
+        type=parse_rates,
+        default=list(DEFAULT_RATES),
+        help="rising target rates, comma separated (5k = 5000)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per rate; medians shown")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per run")
     parser.add_argument("--connections", type=int, default=64, help="engine connection pool")
-    parser.add_argument("--budget", type=float, default=600.0,
-                        help="seconds after which no new rate is started")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not pin nginx and the client to separate cores")
-    parser.add_argument("--quiet-wait", type=float, default=60.0,
-                        help="seconds to wait for other work on the machine to settle")
-    parser.add_argument("--run-quiet-wait", type=float, default=10.0,
-                        help="before each run, seconds to wait for other work to settle")
-    parser.add_argument("--busy-reruns", type=int, default=2,
-                        help="per rate, failed runs during heavy other load that are run again")
-    parser.add_argument("--refine", type=int, default=1,
-                        help="bisection steps between the highest held and lowest failed rate")
+    parser.add_argument(
+        "--budget", type=float, default=600.0, help="seconds after which no new rate is started"
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin nginx and the client to separate cores"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for other work on the machine to settle",
+    )
+    parser.add_argument(
+        "--run-quiet-wait",
+        type=float,
+        default=10.0,
+        help="before each run, seconds to wait for other work to settle",
+    )
+    parser.add_argument(
+        "--busy-reruns",
+        type=int,
+        default=2,
+        help="per rate, failed runs during heavy other load that are run again",
+    )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=1,
+        help="bisection steps between the highest held and lowest failed rate",
+    )
 
 
 def print_ladder(title: str, rungs: Sequence[Rung]) -> None:
@@ -326,8 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--mode", choices=("get", "post", "both"), default="both")
-    parser.add_argument("--accuracy-rate", type=float, default=5000.0,
-                        help="rate of the send-timing accuracy run (0: skip it)")
+    parser.add_argument(
+        "--accuracy-rate",
+        type=float,
+        default=5000.0,
+        help="rate of the send-timing accuracy run (0: skip it)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.duration < 1 or args.warmup < 0:
         parser.error("need --repeats >= 1, --duration >= 1 and --warmup >= 0")
@@ -336,29 +401,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_self(client_cpus)
     settings = EngineSettings(connections=args.connections)
     print_machine("Engine: highest open-loop rate held by one process")
-    print(f"nginx on CPUs {server_cpus or 'any'}, engine on CPUs {client_cpus or 'any'}; "
-          f"{args.duration:g} s measured + {args.warmup:g} s warm-up, median of {args.repeats}; "
-          f"{args.connections} connections.")
+    print(
+        f"nginx on CPUs {server_cpus or 'any'}, engine on CPUs {client_cpus or 'any'}; "
+        f"{args.duration:g} s measured + {args.warmup:g} s warm-up, median of {args.repeats}; "
+        f"{args.connections} connections."
+    )
     modes = ["get", "post"] if args.mode == "both" else [args.mode]
-    with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp, LoopbackNginx(
-        cpus=server_cpus
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp,
+        LoopbackNginx(cpus=server_cpus) as server,
+    ):
         server_pids = descendants(server.process.pid) if server.process else []
         print(f"other load before start: {wait_for_quiet(args.quiet_wait):.0f}% of a core\n")
         results: dict[str, list[Rung[EngineRun]]] = {}
         deadline = time.monotonic() + args.budget
         for mode in modes:
             results[mode] = ladder(
-                server.url, make_replay(Path(tmp), mode), args.rates, repeats=args.repeats,
-                duration=args.duration, warmup=args.warmup, settings=settings,
-                server_pids=server_pids, deadline=deadline, quiet_wait_s=args.run_quiet_wait,
-                busy_reruns=args.busy_reruns, refine=args.refine, label=mode.upper(),
+                server.url,
+                make_replay(Path(tmp), mode),
+                args.rates,
+                repeats=args.repeats,
+                duration=args.duration,
+                warmup=args.warmup,
+                settings=settings,
+                server_pids=server_pids,
+                deadline=deadline,
+                quiet_wait_s=args.run_quiet_wait,
+                busy_reruns=args.busy_reruns,
+                refine=args.refine,
+                label=mode.upper(),
             )
         accuracy_text = ""
         if args.accuracy_rate > 0:
             accuracy_text = accuracy(
-                server.url, make_replay(Path(tmp), modes[0]), args.accuracy_rate,
-                duration=args.duration, warmup=args.warmup, settings=settings,
+                server.url,
+                make_replay(Path(tmp), modes[0]),
+                args.accuracy_rate,
+                duration=args.duration,
+                warmup=args.warmup,
+                settings=settings,
             )
     for mode in modes:
         request = f"GET {GET_LINE}" if mode == "get" else f"POST {POST_LINE.split(' ', 2)[1]}"

@@ -25,8 +25,10 @@ def measure(label: str, write, path: Path, lines: int, rows: int) -> None:
     seconds = time.perf_counter() - start
     size = path.stat().st_size
     path.unlink()
-    print(f"{label:<38} {lines:>9,} lines {seconds:6.2f} s {lines / seconds:>10,.0f} lines/s"
-          f" {rows / seconds:>10,.0f} rows/s {size / 1e6:7.1f} MB")
+    print(
+        f"{label:<38} {lines:>9,} lines {seconds:6.2f} s {lines / seconds:>10,.0f} lines/s"
+        f" {rows / seconds:>10,.0f} rows/s {size / 1e6:7.1f} MB"
+    )
 
 
 def main() -> None:
@@ -43,8 +45,10 @@ def main() -> None:
             ("v1", {"batch": batch}),
             ("v1 tensor", {"batch": batch, "tensor": True}),
             ("v2", {"batch": batch}),
-            ("v2 + outputs + Seldon-Model", {"batch": batch, "outputs": ["predict_proba"],
-                                             "seldon_model_header": "iris"}),
+            (
+                "v2 + outputs + Seldon-Model",
+                {"batch": batch, "outputs": ["predict_proba"], "seldon_model_header": "iris"},
+            ),
         ]
         for label, options in cases:
             protocol = label.split()[0]
@@ -57,16 +61,22 @@ def main() -> None:
         mixed = [*IRIS, {"name": "colour", "type": "categorical", "values": ["red", "blue"]}]
         measure(
             "prediction v2 mixed (per-feature)",
-            lambda p: write_prediction_replay(p, protocol="v2", features=mixed, num=num,
-                                              batch=batch),
-            path, num, num * batch,
+            lambda p: write_prediction_replay(
+                p, protocol="v2", features=mixed, num=num, batch=batch
+            ),
+            path,
+            num,
+            num * batch,
         )
         items = [str(i) for i in range(10_000)]
         measure(
             "recommendation (pairs)",
-            lambda p: write_recommendation_replay(p, items=items, num_actions=num // 2,
-                                                  consumer_key="benchmarkkey"),
-            path, num, num // 2,
+            lambda p: write_recommendation_replay(
+                p, items=items, num_actions=num // 2, consumer_key="benchmarkkey"
+            ),
+            path,
+            num,
+            num // 2,
         )
 
 

@@ -120,9 +120,11 @@ class LoopbackNginx:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                stderr = self.process.stderr.read().decode(errors="replace") if (
-                    self.process.stderr
-                ) else ""
+                stderr = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if (self.process.stderr)
+                    else ""
+                )
                 self.stop()
                 raise RuntimeError(f"nginx exited at start: {stderr.strip()}")
             if self._answers():

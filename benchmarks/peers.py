@@ -156,8 +156,12 @@ def _cpu_us(seconds: float, requests: float) -> float:
     return 1e6 * seconds / requests if requests else math.nan
 
 
-def _run_tool(command: list[str], limit_s: float, server_pids: Sequence[int],
-              env: dict[str, str] | None = None) -> tuple[str, CpuMeter]:
+def _run_tool(
+    command: list[str],
+    limit_s: float,
+    server_pids: Sequence[int],
+    env: dict[str, str] | None = None,
+) -> tuple[str, CpuMeter]:
     with CpuMeter(server_pids) as meter:
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=limit_s, env=env, check=False
@@ -169,10 +173,18 @@ def _run_tool(command: list[str], limit_s: float, server_pids: Sequence[int],
     return completed.stdout + completed.stderr, meter
 
 
-def wrk_closed(url: str, seconds: float, cpus: set[int] | None,
-               server_pids: Sequence[int]) -> PeerRun:
-    command = [*taskset(cpus), "wrk", "-t1", f"-c{CLOSED_CONNECTIONS}", f"-d{seconds:g}s",
-               "--latency", url]
+def wrk_closed(
+    url: str, seconds: float, cpus: set[int] | None, server_pids: Sequence[int]
+) -> PeerRun:
+    command = [
+        *taskset(cpus),
+        "wrk",
+        "-t1",
+        f"-c{CLOSED_CONNECTIONS}",
+        f"-d{seconds:g}s",
+        "--latency",
+        url,
+    ]
     out, meter = _run_tool(command, seconds + SUBPROCESS_GRACE_S, server_pids)
     use = meter.use
     assert use is not None
@@ -186,9 +198,13 @@ def wrk_closed(url: str, seconds: float, cpus: set[int] | None,
     if socket_errors:
         errors += sum(int(x) for x in socket_errors.groups())
     return PeerRun(
-        target=math.nan, achieved=rate, errors=errors,
-        p50=_wrk_ms(out, "50%"), p99=_wrk_ms(out, "99%"),
-        cpu_us=_cpu_us(use.client, total), other_pct=use.core_pct(use.other),
+        target=math.nan,
+        achieved=rate,
+        errors=errors,
+        p50=_wrk_ms(out, "50%"),
+        p99=_wrk_ms(out, "99%"),
+        cpu_us=_cpu_us(use.client, total),
+        other_pct=use.core_pct(use.other),
     )
 
 
@@ -200,8 +216,14 @@ def _wrk_ms(out: str, label: str) -> float:
     return float(found.group(1)) * scale
 
 
-def hey_run(url: str, seconds: float, connections: int, qps_per_worker: float | None,
-            cpus: set[int] | None, server_pids: Sequence[int]) -> PeerRun:
+def hey_run(
+    url: str,
+    seconds: float,
+    connections: int,
+    qps_per_worker: float | None,
+    cpus: set[int] | None,
+    server_pids: Sequence[int],
+) -> PeerRun:
     command = [*taskset(cpus), "hey", "-z", f"{seconds:g}s", "-c", str(connections)]
     if qps_per_worker:
         command += ["-q", f"{qps_per_worker:g}"]
@@ -216,9 +238,12 @@ def hey_run(url: str, seconds: float, connections: int, qps_per_worker: float | 
     errors = sum(n for code, n in statuses.items() if code != 200) + transport_errors
     return PeerRun(
         target=(qps_per_worker or 0) * connections or math.nan,
-        achieved=rate, errors=errors,
-        p50=_hey_ms(out, "50%"), p99=_hey_ms(out, "99%"),
-        cpu_us=_cpu_us(use.client, ok + errors), other_pct=use.core_pct(use.other),
+        achieved=rate,
+        errors=errors,
+        p50=_hey_ms(out, "50%"),
+        p99=_hey_ms(out, "99%"),
+        cpu_us=_cpu_us(use.client, ok + errors),
+        other_pct=use.core_pct(use.other),
     )
 
 
@@ -227,23 +252,48 @@ def _hey_ms(out: str, label: str) -> float:
     return float(found.group(1)) * 1000.0 if found else math.nan
 
 
-def locust_run(locust: str, workdir: Path, url: str, users: int, qps_per_user: float,
-               warmup: float, seconds: float, cpus: set[int] | None,
-               server_pids: Sequence[int]) -> PeerRun:
+def locust_run(
+    locust: str,
+    workdir: Path,
+    url: str,
+    users: int,
+    qps_per_user: float,
+    warmup: float,
+    seconds: float,
+    cpus: set[int] | None,
+    server_pids: Sequence[int],
+) -> PeerRun:
     locustfile = workdir / "locustfile.py"
     if not locustfile.exists():
         locustfile.write_text(LOCUSTFILE)
     out_path = workdir / "locust-window.json"
     out_path.unlink(missing_ok=True)
     env = {
-        **os.environ, "BENCH_USER_QPS": str(qps_per_user), "BENCH_WARMUP": str(warmup),
-        "BENCH_DURATION": str(seconds), "BENCH_OUT": str(out_path),
+        **os.environ,
+        "BENCH_USER_QPS": str(qps_per_user),
+        "BENCH_WARMUP": str(warmup),
+        "BENCH_DURATION": str(seconds),
+        "BENCH_OUT": str(out_path),
     }
     command = [
-        *taskset(cpus), locust, "-f", str(locustfile), "--headless", "-u", str(users),
-        "-r", str(users), "-t", f"{math.ceil(warmup + seconds)}s", "--host", url,
+        *taskset(cpus),
+        locust,
+        "-f",
+        str(locustfile),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{math.ceil(warmup + seconds)}s",
+        "--host",
+        url,
         "--only-summary",
-        "--loglevel", "WARNING", "--stop-timeout", "1",
+        "--loglevel",
+        "WARNING",
+        "--stop-timeout",
+        "1",
     ]
     out, meter = _run_tool(command, warmup + seconds + SUBPROCESS_GRACE_S, server_pids, env)
     use = meter.use
@@ -255,8 +305,10 @@ def locust_run(locust: str, workdir: Path, url: str, users: int, qps_per_user: f
     total_time = warmup + seconds
     return PeerRun(
         target=users * qps_per_user if qps_per_user else math.nan,
-        achieved=done / seconds, errors=figures["failed"],
-        p50=float(figures["p50"] or math.nan), p99=float(figures["p99"] or math.nan),
+        achieved=done / seconds,
+        errors=figures["failed"],
+        p50=float(figures["p50"] or math.nan),
+        p99=float(figures["p99"] or math.nan),
         cpu_us=_cpu_us(use.client, done * total_time / seconds),
         other_pct=use.core_pct(use.other),
     )
@@ -313,8 +365,9 @@ async def _naive_open_loop(url: str, rate: float, warmup: float, seconds: float)
     return {"start": start, "records": records, "total": total}
 
 
-def naive_open_loop(url: str, rate: float, warmup: float, seconds: float,
-                    server_pids: Sequence[int]) -> PeerRun:
+def naive_open_loop(
+    url: str, rate: float, warmup: float, seconds: float, server_pids: Sequence[int]
+) -> PeerRun:
     gc.collect()
     with CpuMeter(server_pids) as meter:
         outcome = _in_fresh_loop(lambda: _naive_open_loop(url, rate, warmup, seconds))
@@ -329,11 +382,15 @@ def naive_open_loop(url: str, rate: float, warmup: float, seconds: float,
     failed = sum(1 for r in measured if not r[3]) + max(0, scheduled - len(measured))
     latency = np.array([r[2] - r[0] for r in measured]) * 1000.0
     return PeerRun(
-        target=rate, achieved=began_in_window / seconds, errors=failed,
+        target=rate,
+        achieved=began_in_window / seconds,
+        errors=failed,
         p50=float(np.percentile(latency, 50)) if latency.size else math.nan,
         p99=float(np.percentile(latency, 99)) if latency.size else math.nan,
-        cpu_us=_cpu_us(use.client, len(records)), other_pct=use.core_pct(use.other),
-        late_sends=late, late_allowed=LATE_FRACTION_ALLOWED * max(1, len(measured)),
+        cpu_us=_cpu_us(use.client, len(records)),
+        other_pct=use.core_pct(use.other),
+        late_sends=late,
+        late_allowed=LATE_FRACTION_ALLOWED * max(1, len(measured)),
     )
 
 
@@ -362,31 +419,47 @@ def aiohttp_closed(url: str, seconds: float, server_pids: Sequence[int]) -> Peer
     use = meter.use
     assert use is not None and isinstance(count, int)
     return PeerRun(
-        target=math.nan, achieved=count / use.wall, errors=0, p50=math.nan, p99=math.nan,
-        cpu_us=_cpu_us(use.client, count), other_pct=use.core_pct(use.other),
+        target=math.nan,
+        achieved=count / use.wall,
+        errors=0,
+        p50=math.nan,
+        p99=math.nan,
+        cpu_us=_cpu_us(use.client, count),
+        other_pct=use.core_pct(use.other),
     )
 
 
-def engine_saturated(url: str, replay_path: Path, seconds: float,
-                     server_pids: Sequence[int]) -> PeerRun:
+def engine_saturated(
+    url: str, replay_path: Path, seconds: float, server_pids: Sequence[int]
+) -> PeerRun:
     """The engine with 16 in flight and a schedule it cannot keep: it sends on every free slot."""
     from pytest_seldon_load.replay import ReplayFile
 
     gc.collect()
-    settings = EngineSettings(connections=CLOSED_CONNECTIONS, max_in_flight=CLOSED_CONNECTIONS,
-                              timeout=1.0)
+    settings = EngineSettings(
+        connections=CLOSED_CONNECTIONS, max_in_flight=CLOSED_CONNECTIONS, timeout=1.0
+    )
     with CpuMeter(server_pids) as meter:
-        result = run_load(SeldonEndpoint(url), ReplayFile(replay_path), rate=SATURATING_RATE,
-                          duration=seconds, warmup=0.0, settings=settings)
+        result = run_load(
+            SeldonEndpoint(url),
+            ReplayFile(replay_path),
+            rate=SATURATING_RATE,
+            duration=seconds,
+            warmup=0.0,
+            settings=settings,
+        )
     use = meter.use
     assert use is not None
     whole = [w for w in result.windows if 0 <= w.second < math.floor(seconds)]
     ok = sum(w.ok for w in whole)
     sent_total = sum(w.sent for w in result.windows)
     return PeerRun(
-        target=math.nan, achieved=ok / max(1, len(whole)),
-        errors=sum(w.errors for w in whole), p50=result.service_percentile(50),
-        p99=result.service_percentile(99), cpu_us=_cpu_us(use.client, sent_total),
+        target=math.nan,
+        achieved=ok / max(1, len(whole)),
+        errors=sum(w.errors for w in whole),
+        p50=result.service_percentile(50),
+        p99=result.service_percentile(99),
+        cpu_us=_cpu_us(use.client, sent_total),
         other_pct=use.core_pct(use.other),
     )
 
@@ -404,17 +477,32 @@ def peer_table(rungs: Sequence[Rung[PeerRun]], latency_note: str, with_late: boo
     header = ["target req/s", "achieved req/s", "achieved/target", "held"]
     if with_late:
         header.append("late sends (>5 ms)")
-    header += [f"p50 ms ({latency_note})", f"p99 ms ({latency_note})", "errors",
-               "client CPU µs/req", "other CPU %", "busy reruns"]
+    header += [
+        f"p50 ms ({latency_note})",
+        f"p99 ms ({latency_note})",
+        "errors",
+        "client CPU µs/req",
+        "other CPU %",
+        "busy reruns",
+    ]
     rows = []
     for rung in rungs:
-        row = [f"{rung.target:,.0f}", fmt(rung.med("achieved"), 0), fmt(rung.med("ratio"), 4),
-               f"{'**yes**' if rung.held else 'no'} ({rung.held_count})"]
+        row = [
+            f"{rung.target:,.0f}",
+            fmt(rung.med("achieved"), 0),
+            fmt(rung.med("ratio"), 4),
+            f"{'**yes**' if rung.held else 'no'} ({rung.held_count})",
+        ]
         if with_late:
             row.append(fmt(rung.med("late_sends"), 0))
-        row += [fmt(rung.med("p50"), 3), fmt(rung.med("p99"), 3), fmt(rung.med("errors"), 0),
-                fmt(rung.med("cpu_us"), 1), fmt(rung.med("other_pct"), 0),
-                str(rung.busy_reruns)]
+        row += [
+            fmt(rung.med("p50"), 3),
+            fmt(rung.med("p99"), 3),
+            fmt(rung.med("errors"), 0),
+            fmt(rung.med("cpu_us"), 1),
+            fmt(rung.med("other_pct"), 0),
+            str(rung.busy_reruns),
+        ]
         rows.append(row)
     return markdown_table(header, rows)
 
@@ -427,12 +515,18 @@ def held_rate(rungs: Sequence[Rung]) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
-    parser.add_argument("--locust", default="/tmp/locust-venv/bin/locust",
-                        help="the locust executable (installed in a venv of its own)")
-    parser.add_argument("--closed-seconds", type=float, default=10.0,
-                        help="seconds of each closed-loop run")
-    parser.epilog = ("--budget bounds the whole run; each open-loop ladder gets an equal share "
-                     "of what is left when it starts.")
+    parser.add_argument(
+        "--locust",
+        default="/tmp/locust-venv/bin/locust",
+        help="the locust executable (installed in a venv of its own)",
+    )
+    parser.add_argument(
+        "--closed-seconds", type=float, default=10.0, help="seconds of each closed-loop run"
+    )
+    parser.epilog = (
+        "--budget bounds the whole run; each open-loop ladder gets an equal share "
+        "of what is left when it starts."
+    )
     parser.set_defaults(budget=1500.0)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.duration < 1 or args.warmup < 0:
@@ -442,23 +536,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_self(client_cpus)
     locust = args.locust if os.access(args.locust, os.X_OK) else shutil.which("locust")
     print_machine("Peers: the same nginx, the same run")
-    print(f"nginx on CPUs {server_cpus or 'any'}, every client on CPUs {client_cpus or 'any'}; "
-          f"open loop {args.duration:g} s measured + {args.warmup:g} s warm-up (hey: "
-          f"{args.duration:g} s, no warm-up), closed loop {args.closed_seconds:g} s; median of "
-          f"{args.repeats}. Locust: {locust or 'NOT INSTALLED'}.")
+    print(
+        f"nginx on CPUs {server_cpus or 'any'}, every client on CPUs {client_cpus or 'any'}; "
+        f"open loop {args.duration:g} s measured + {args.warmup:g} s warm-up (hey: "
+        f"{args.duration:g} s, no warm-up), closed loop {args.closed_seconds:g} s; median of "
+        f"{args.repeats}. Locust: {locust or 'NOT INSTALLED'}."
+    )
     if locust:
-        version = subprocess.run([locust, "--version"], capture_output=True, text=True,
-                                 timeout=60, check=False)
+        version = subprocess.run(
+            [locust, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
         print(f"Locust version: {(version.stdout or version.stderr).strip()}")
-    print(f"aiohttp {aiohttp.__version__}; wrk and hey from {shutil.which('wrk')}, "
-          f"{shutil.which('hey')}.")
+    print(
+        f"aiohttp {aiohttp.__version__}; wrk and hey from {shutil.which('wrk')}, "
+        f"{shutil.which('hey')}."
+    )
     deadline = time.monotonic() + args.budget
     secs = args.closed_seconds
     common = {"quiet_wait_s": args.run_quiet_wait, "busy_reruns": args.busy_reruns}
 
-    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp, LoopbackNginx(
-        cpus=server_cpus
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp,
+        LoopbackNginx(cpus=server_cpus) as server,
+    ):
         workdir = Path(tmp)
         pids = descendants(server.process.pid) if server.process else []
         url = server.url + GET_LINE
@@ -478,13 +578,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if locust:
             makers["Locust FastHttpUser, 16 users, 1 process"] = lambda: locust_run(
-                locust, workdir, server.url, CLOSED_CONNECTIONS, 0.0, args.warmup, secs,
-                client_cpus, pids)
+                locust,
+                workdir,
+                server.url,
+                CLOSED_CONNECTIONS,
+                0.0,
+                args.warmup,
+                secs,
+                client_cpus,
+                pids,
+            )
         makers["aiohttp, 16 workers"] = lambda: aiohttp_closed(url, secs, pids)
         makers[SATURATED] = lambda: engine_saturated(server.url, replay.path, secs, pids)
         closed = {
-            tool: repeat_runs(make, args.repeats, label=tool, describe=describe,
-                              stop_when_failed=False, **common)[0]
+            tool: repeat_runs(
+                make, args.repeats, label=tool, describe=describe, stop_when_failed=False, **common
+            )[0]
             for tool, make in makers.items()
         }
 
@@ -492,28 +601,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = EngineSettings(connections=args.connections)
         ladders: dict[str, Callable[[float], list[Rung]]] = {
             "engine": lambda tool_deadline: ladder(
-                server.url, replay, args.rates, repeats=args.repeats, duration=args.duration,
-                warmup=args.warmup, settings=settings, server_pids=pids,
-                deadline=tool_deadline, refine=args.refine, label="engine", **common,
+                server.url,
+                replay,
+                args.rates,
+                repeats=args.repeats,
+                duration=args.duration,
+                warmup=args.warmup,
+                settings=settings,
+                server_pids=pids,
+                deadline=tool_deadline,
+                refine=args.refine,
+                label="engine",
+                **common,
             ),
             "hey": lambda tool_deadline: climb(
-                lambda r: hey_run(url, args.duration, HEY_WORKERS, r / HEY_WORKERS, client_cpus,
-                                  pids),
-                args.rates, repeats=args.repeats, label="hey", describe=describe,
-                deadline=tool_deadline, refine=args.refine, **common,
+                lambda r: hey_run(
+                    url, args.duration, HEY_WORKERS, r / HEY_WORKERS, client_cpus, pids
+                ),
+                args.rates,
+                repeats=args.repeats,
+                label="hey",
+                describe=describe,
+                deadline=tool_deadline,
+                refine=args.refine,
+                **common,
             ),
             "naive aiohttp": lambda tool_deadline: climb(
                 lambda r: naive_open_loop(url, r, args.warmup, args.duration, pids),
-                args.rates, repeats=args.repeats, label="naive aiohttp", describe=describe,
-                deadline=tool_deadline, refine=args.refine, **common,
+                args.rates,
+                repeats=args.repeats,
+                label="naive aiohttp",
+                describe=describe,
+                deadline=tool_deadline,
+                refine=args.refine,
+                **common,
             ),
         }
         if locust:
             ladders["Locust"] = lambda tool_deadline: climb(
-                lambda r: locust_run(locust, workdir, server.url, LOCUST_USERS, r / LOCUST_USERS,
-                                     args.warmup, args.duration, client_cpus, pids),
-                args.rates, repeats=args.repeats, label="locust", describe=describe,
-                deadline=tool_deadline, refine=args.refine, **common,
+                lambda r: locust_run(
+                    locust,
+                    workdir,
+                    server.url,
+                    LOCUST_USERS,
+                    r / LOCUST_USERS,
+                    args.warmup,
+                    args.duration,
+                    client_cpus,
+                    pids,
+                ),
+                args.rates,
+                repeats=args.repeats,
+                label="locust",
+                describe=describe,
+                deadline=tool_deadline,
+                refine=args.refine,
+                **common,
             )
         open_loop: dict[str, list[Rung]] = {}
         for index, (tool, run_ladder) in enumerate(ladders.items()):
@@ -528,11 +671,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for tool, runs in closed.items():
         rung = Rung(math.nan, runs)
-        rows.append([tool, fmt(rung.med("achieved"), 0), fmt(rung.med("errors"), 0),
-                     fmt(rung.med("p50"), 3), fmt(rung.med("p99"), 3), fmt(rung.med("cpu_us"), 1),
-                     fmt(rung.med("other_pct"), 0), str(len(runs))])
-    print(markdown_table(["tool", "req/s", "errors", "p50 ms", "p99 ms", "client CPU µs/req",
-                          "other CPU %", "runs"], rows))
+        rows.append(
+            [
+                tool,
+                fmt(rung.med("achieved"), 0),
+                fmt(rung.med("errors"), 0),
+                fmt(rung.med("p50"), 3),
+                fmt(rung.med("p99"), 3),
+                fmt(rung.med("cpu_us"), 1),
+                fmt(rung.med("other_pct"), 0),
+                str(len(runs)),
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "tool",
+                "req/s",
+                "errors",
+                "p50 ms",
+                "p99 ms",
+                "client CPU µs/req",
+                "other CPU %",
+                "runs",
+            ],
+            rows,
+        )
+    )
 
     print_ladder("Open loop: our engine (GET)", engine_rungs)
     print("\n## Open loop: hey -z 10s -c 50 -q rate/50\n")
@@ -553,17 +718,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         peers_open.append(("Locust", locust_rungs))
     for name, rungs in peers_open:
         theirs = held_rate(rungs)
-        ratio_rows.append([f"open loop, highest held: ours vs {name}", f"{ours:,.0f}",
-                           f"{theirs:,.0f}", fmt(ours / theirs, 2) if theirs else "∞ (held none)"])
+        ratio_rows.append(
+            [
+                f"open loop, highest held: ours vs {name}",
+                f"{ours:,.0f}",
+                f"{theirs:,.0f}",
+                fmt(ours / theirs, 2) if theirs else "∞ (held none)",
+            ]
+        )
     ours_closed = median([r.achieved for r in closed[SATURATED]])
     for tool, runs in closed.items():
         if tool == SATURATED:
             continue
         theirs = median([r.achieved for r in runs])
-        ratio_rows.append([f"ours open loop held vs {tool} closed loop", f"{ours:,.0f}",
-                           f"{theirs:,.0f}", fmt(ours / theirs, 2)])
-        ratio_rows.append([f"closed loop: ours saturated vs {tool}", f"{ours_closed:,.0f}",
-                           f"{theirs:,.0f}", fmt(ours_closed / theirs, 2)])
+        ratio_rows.append(
+            [
+                f"ours open loop held vs {tool} closed loop",
+                f"{ours:,.0f}",
+                f"{theirs:,.0f}",
+                fmt(ours / theirs, 2),
+            ]
+        )
+        ratio_rows.append(
+            [
+                f"closed loop: ours saturated vs {tool}",
+                f"{ours_closed:,.0f}",
+                f"{theirs:,.0f}",
+                fmt(ours_closed / theirs, 2),
+            ]
+        )
     print(markdown_table(["comparison", "ours req/s", "peer req/s", "ratio"], ratio_rows))
     return 0
 

@@ -46,8 +46,16 @@ def test_iris_answers_one_prediction(seldon_endpoint):
         pytest.skip("this smoke test speaks V2")
     response = requests.post(
         seldon_endpoint.url_for(seldon_endpoint.infer_path),
-        json={"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64",
-                          "data": [5.1, 3.5, 1.4, 0.2]}]},
+        json={
+            "inputs": [
+                {
+                    "name": "predict",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        },
         headers=dict(seldon_endpoint.headers),
         timeout=10,
     )

@@ -1,44 +1,73 @@
-"""pytest-seldon-load: performance regression tests for Seldon model deployments."""
+"""pytest-seldon-load: performance regression tests for Seldon model deployments.
 
-import pytest
+The public API is imported from here. Names load on first use (PEP 562), so a plain
+``import pytest_seldon_load`` (or a pytest session without load tests) pays nothing for the
+statistics, the engine or the cluster client.
+"""
 
-pytest.register_assert_rewrite("pytest_seldon_load.assertions")
+from __future__ import annotations
 
-from .assertions import (  # noqa: E402
-    BudgetExceeded,
-    InvalidMeasurement,
-    assert_error_rate_below,
-    assert_p50_below,
-    assert_p95_below,
-    assert_p99_below,
-    assert_p999_below,
-    assert_percentile_below,
-    assert_throughput_at_least,
-)
-from .endpoint import SeldonEndpoint  # noqa: E402
-from .engine import EngineSettings, RunInterrupted, run_load  # noqa: E402
-from .pacer import Pacer  # noqa: E402
-from .replay import ReplayError, ReplayFile, ReplayRequest, write_replay  # noqa: E402
-from .result import LoadResult  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "BudgetExceeded",
-    "EngineSettings",
-    "InvalidMeasurement",
-    "LoadResult",
-    "Pacer",
-    "ReplayError",
-    "ReplayFile",
-    "ReplayRequest",
-    "RunInterrupted",
-    "SeldonEndpoint",
-    "assert_error_rate_below",
-    "assert_p50_below",
-    "assert_p95_below",
-    "assert_p99_below",
-    "assert_p999_below",
-    "assert_percentile_below",
-    "assert_throughput_at_least",
-    "run_load",
-    "write_replay",
-]
+if TYPE_CHECKING:
+    from .assertions import (
+        BudgetExceeded,
+        InvalidMeasurement,
+        assert_error_rate_below,
+        assert_p50_below,
+        assert_p95_below,
+        assert_p99_below,
+        assert_p999_below,
+        assert_percentile_below,
+        assert_throughput_at_least,
+    )
+    from .endpoint import SeldonEndpoint
+    from .engine import EngineSettings, RunInterrupted, run_load
+    from .iago.stats import SummaryLoadResult
+    from .pacer import Pacer
+    from .regression import Comparison, PerformanceRegression, assert_no_regression
+    from .replay import ReplayError, ReplayFile, ReplayRequest, write_replay
+    from .result import LoadResult, Recorder
+
+_EXPORTS = {
+    "BudgetExceeded": "assertions",
+    "InvalidMeasurement": "assertions",
+    "assert_error_rate_below": "assertions",
+    "assert_p50_below": "assertions",
+    "assert_p95_below": "assertions",
+    "assert_p99_below": "assertions",
+    "assert_p999_below": "assertions",
+    "assert_percentile_below": "assertions",
+    "assert_throughput_at_least": "assertions",
+    "SeldonEndpoint": "endpoint",
+    "EngineSettings": "engine",
+    "RunInterrupted": "engine",
+    "run_load": "engine",
+    "SummaryLoadResult": "iago.stats",
+    "Pacer": "pacer",
+    "Comparison": "regression",
+    "PerformanceRegression": "regression",
+    "assert_no_regression": "regression",
+    "ReplayError": "replay",
+    "ReplayFile": "replay",
+    "ReplayRequest": "replay",
+    "write_replay": "replay",
+    "LoadResult": "result",
+    "Recorder": "result",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_seldon_load' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -35,8 +35,14 @@ if TYPE_CHECKING:
 
 LATENCY = "client/request_latency_ms"
 SERVICE = "client/service_latency_ms"
-PERCENTILES = ((50.0, "p50"), (90.0, "p90"), (95.0, "p95"), (99.0, "p99"), (99.9, "p999"),
-               (99.99, "p9999"))
+PERCENTILES = (
+    (50.0, "p50"),
+    (90.0, "p90"),
+    (95.0, "p95"),
+    (99.0, "p99"),
+    (99.9, "p999"),
+    (99.99, "p9999"),
+)
 MAX_PERIODS = 8
 """Distinct ``?period=`` values followed at once (each keeps one snapshot)."""
 MAX_PERIOD_S = 3600
@@ -102,9 +108,7 @@ def histogram_difference(later: HdrHistogram, earlier: HdrHistogram) -> HdrHisto
     nonzero = np.flatnonzero(counts)
     if nonzero.size:
         np.ctypeslib.as_array(difference.counts)[:] = counts.astype(np.uint64)
-        difference.set_internal_tacking_values(
-            int(nonzero[0]), int(nonzero[-1]), int(counts.sum())
-        )
+        difference.set_internal_tacking_values(int(nonzero[0]), int(nonzero[-1]), int(counts.sum()))
     return difference
 
 
@@ -196,7 +200,9 @@ class AdminPort:
         run = self._run
         assert run is not None
         return Snapshot(
-            time.monotonic(), counters_of(run), _copy(run.recorder.latency),
+            time.monotonic(),
+            counters_of(run),
+            _copy(run.recorder.latency),
             _copy(run.recorder.service),
         )
 
@@ -219,8 +225,9 @@ class AdminPort:
         run = self._run
         assert run is not None
         elapsed = self._elapsed()
-        state = "stopping" if run.interrupted else (
-            "warm-up" if elapsed < run.warmup else "running")
+        state = (
+            "stopping" if run.interrupted else ("warm-up" if elapsed < run.warmup else "running")
+        )
         return {
             "seldon_load/engine": "embedded",
             "seldon_load/latency": "corrected",
@@ -248,9 +255,7 @@ class AdminPort:
             "metrics": {LATENCY: metric_summary(latency), SERVICE: metric_summary(service)},
         }
 
-    def _period(
-        self, period: int
-    ) -> tuple[dict[str, float], HdrHistogram, HdrHistogram, bool]:
+    def _period(self, period: int) -> tuple[dict[str, float], HdrHistogram, HdrHistogram, bool]:
         """Ostrich's latched listener, made on the first request for a period: the stats of
         its last complete period; until one has completed, everything since the start."""
         if period not in self._periods:
@@ -290,18 +295,20 @@ class AdminPort:
         counts = _difference(now.counters, previous.counters)
         values = metric_summary(latency)
         service_values = metric_summary(service)
-        self._series.append({
-            "time": round(self._elapsed(), 3),
-            "requests": counts.get("client/requests", 0),
-            "success": counts.get("client/success", 0),
-            "failures": counts.get("client/failures", 0),
-            "p50": values.get("p50", float("nan")),
-            "p90": values.get("p90", float("nan")),
-            "p99": values.get("p99", float("nan")),
-            "maximum": values.get("maximum", float("nan")),
-            "service_p50": service_values.get("p50", float("nan")),
-            "service_p99": service_values.get("p99", float("nan")),
-        })
+        self._series.append(
+            {
+                "time": round(self._elapsed(), 3),
+                "requests": counts.get("client/requests", 0),
+                "success": counts.get("client/success", 0),
+                "failures": counts.get("client/failures", 0),
+                "p50": values.get("p50", float("nan")),
+                "p90": values.get("p90", float("nan")),
+                "p99": values.get("p99", float("nan")),
+                "maximum": values.get("maximum", float("nan")),
+                "service_p50": service_values.get("p50", float("nan")),
+                "service_p99": service_values.get("p99", float("nan")),
+            }
+        )
         del self._series[:-SERIES_LIMIT]
         self._previous = now
         self._latch(now)
@@ -340,8 +347,9 @@ class AdminPort:
             sock.close()
             await runner.cleanup()
             raise OSError(
-                exc.errno, f"--admin-port {self.port}: cannot listen on {self.host}:{self.port} "
-                f"({exc.strerror})"
+                exc.errno,
+                f"--admin-port {self.port}: cannot listen on {self.host}:{self.port} "
+                f"({exc.strerror})",
             ) from None
         await web.SockSite(runner, sock).start()
         shown_host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
@@ -391,22 +399,33 @@ class AdminPort:
         return web.json_response({"response": "ok"})
 
     async def _index(self, request: web.Request) -> web.Response:
-        links = ["/stats.json", "/stats.json?period=60", "/stats.txt",
-                 f"/graph/?g=metric:{LATENCY}", f"/graph/?g=metric:{SERVICE}",
-                 "/graph/?g=counter:client/requests", "/ping.json", "/shutdown.json"]
+        links = [
+            "/stats.json",
+            "/stats.json?period=60",
+            "/stats.txt",
+            f"/graph/?g=metric:{LATENCY}",
+            f"/graph/?g=metric:{SERVICE}",
+            "/graph/?g=counter:client/requests",
+            "/ping.json",
+            "/shutdown.json",
+        ]
         items = "".join(f'<li><a href="{html.escape(u)}">{html.escape(u)}</a></li>' for u in links)
         return web.Response(
             text=f"<!doctype html><title>seldon-load admin</title><h1>seldon-load admin</h1>"
-            f"<ul>{items}</ul>", content_type="text/html")
+            f"<ul>{items}</ul>",
+            content_type="text/html",
+        )
 
     async def _graph_data(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
         columns = GRAPH_COLUMNS.get(key)
         if columns is None:
-            return web.json_response({"error": f"unknown graph {key!r}",
-                                      "graphs": sorted(GRAPH_COLUMNS)}, status=404)
-        rows = [[point["time"], *(_json_number(point[c]) for c in columns)]
-                for point in self._series]
+            return web.json_response(
+                {"error": f"unknown graph {key!r}", "graphs": sorted(GRAPH_COLUMNS)}, status=404
+            )
+        rows = [
+            [point["time"], *(_json_number(point[c]) for c in columns)] for point in self._series
+        ]
         return web.json_response({"name": key, "columns": ["time", *columns], "rows": rows})
 
     async def _graph(self, request: web.Request) -> web.Response:
@@ -483,20 +502,28 @@ def graph_page(
     ]
     for i in range(6):
         value = y_max * i / 5
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" '
-                     f'y2="{y(value):.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 6}" y="{y(value) + 4:.1f}" font-size="11" '
-                     f'text-anchor="end">{value:.3g}</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(value):.1f}" '
+            f'y2="{y(value):.1f}" stroke="#eee"/>'
+        )
+        parts.append(
+            f'<text x="{left - 6}" y="{y(value) + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{value:.3g}</text>'
+        )
     for i in range(6):
         t = t_max * i / 5
-        parts.append(f'<text x="{x(t):.1f}" y="{height - bottom + 16}" font-size="11" '
-                     f'text-anchor="middle">{t:.0f}s</text>')
+        parts.append(
+            f'<text x="{x(t):.1f}" y="{height - bottom + 16}" font-size="11" '
+            f'text-anchor="middle">{t:.0f}s</text>'
+        )
     for colour, column in zip(_COLOURS, columns, strict=False):
-        line = " ".join(f"{x(p['time']):.1f},{y(p[column]):.1f}" for p in points
-                        if p[column] == p[column])
+        line = " ".join(
+            f"{x(p['time']):.1f},{y(p[column]):.1f}" for p in points if p[column] == p[column]
+        )
         if line:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                         f'points="{line}"/>')
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{line}"/>'
+            )
     parts.append("</svg>")
     legend = " ".join(
         f'<span style="color:{colour}">&#9632; {html.escape(column)}</span>'
@@ -509,10 +536,11 @@ def graph_page(
     latest = points[-1] if points else None
     latest_text = (
         " · ".join(f"{c} {latest[c]:.3g}" for c in columns if latest[c] == latest[c])
-        if latest else "no data yet"
+        if latest
+        else "no data yet"
     )
     return (
-        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        '<!doctype html><html><head><meta charset="utf-8">'
         '<meta http-equiv="refresh" content="5">'
         f"<title>{html.escape(key)}</title></head>"
         '<body style="font-family:sans-serif">'

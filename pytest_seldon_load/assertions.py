@@ -149,10 +149,15 @@ def assert_percentile_below(
         beyond_lag = not health.saturated and measured - health.max_lag_ms > budget_ms
         how = "measured from the intended send time"
         if beyond_lag and not result.kept_up:
-            how += (f"; over it even without the generator's worst lag of "
-                    f"{format_ms(health.max_lag_ms)}")
+            how += (
+                f"; over it even without the generator's worst lag of "
+                f"{format_ms(health.max_lag_ms)}"
+            )
         _missed(
-            result, label, round(measured, 3), allow_lag,
+            result,
+            label,
+            round(measured, 3),
+            allow_lag,
             f"{_q_label(q)} latency {format_ms(measured)} is over its budget of "
             f"{format_ms(budget_ms)} ({how})",
             beyond_lag=beyond_lag,
@@ -220,7 +225,10 @@ def assert_error_rate_below(
         )
         beyond_lag = total > 0 and answered / total > limit
         _missed(
-            result, label, measured, allow_lag,
+            result,
+            label,
+            measured,
+            allow_lag,
             f"error rate {measured:.3%} ({result.errors} of {total} requests) is over its "
             f"budget of {limit:.3%}",
             beyond_lag=beyond_lag,
@@ -255,7 +263,10 @@ def assert_throughput_at_least(
     measured = result.throughput
     if measured < limit:
         _missed(
-            result, label, round(measured, 3), allow_lag,
+            result,
+            label,
+            round(measured, 3),
+            allow_lag,
             f"throughput {measured:.1f} ok/s is under its budget of {limit:g}/s",
         )
     _judge(result, label, True, round(measured, 3))

@@ -93,7 +93,8 @@ def _pick(document: Any, source: str) -> str:
             "`seldon-cli keys` asked with --scope js?"
         )
     usable = [
-        entry for entry in document
+        entry
+        for entry in document
         if isinstance(entry, Mapping) and isinstance(entry.get("key"), str) and entry["key"]
     ]
     if not usable:

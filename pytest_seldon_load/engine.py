@@ -253,8 +253,13 @@ class ActiveRun:
                 recorder.never_sent(offset, deadline)
 
     def _on_done(
-        self, offset: float, status: int | None, body: bytes, error: str | None,
-        written_at: float, done_at: float,
+        self,
+        offset: float,
+        status: int | None,
+        body: bytes,
+        error: str | None,
+        written_at: float,
+        done_at: float,
     ) -> None:
         start = self.start
         kind = error if error is not None else judge(self.endpoint.protocol, status, body)

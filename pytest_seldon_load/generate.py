@@ -245,15 +245,20 @@ def _normal(
     def draw(rng: np.random.Generator, n: int) -> np.ndarray:
         values = rng.normal(mean, std, n)
         if low is not None or high is not None:
-            np.clip(values, -math.inf if low is None else low,
-                    math.inf if high is None else high, out=values)
+            np.clip(
+                values,
+                -math.inf if low is None else low,
+                math.inf if high is None else high,
+                out=values,
+            )
         return values
 
     return draw
 
 
-def _choice(weights: Sequence[float] | None, count: int
-            ) -> Callable[[np.random.Generator, int], np.ndarray]:
+def _choice(
+    weights: Sequence[float] | None, count: int
+) -> Callable[[np.random.Generator, int], np.ndarray]:
     if weights is None:
         return _uniform_int(0, count - 1)
     cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
@@ -276,7 +281,8 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
     """One feature spec to a column; FeatureSpecError names the feature and the problem."""
     if not isinstance(spec, Mapping):
         raise FeatureSpecError(
-            index, None,
+            index,
+            None,
             'must be a JSON object like {"name":"f1","type":"numeric","min":0,"max":5}',
         )
     name = spec.get("name")
@@ -297,8 +303,10 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
     unknown = sorted(set(spec) - {"name", "type"} - _SPEC_KEYS[kind])
     if unknown:
         allowed = ", ".join(sorted(_SPEC_KEYS[kind]))
-        raise fail(f"unknown key {', '.join(map(json.dumps, unknown))} for type {kind} "
-                   f"(it takes {allowed})")
+        raise fail(
+            f"unknown key {', '.join(map(json.dumps, unknown))} for type {kind} "
+            f"(it takes {allowed})"
+        )
 
     if kind == "numeric":
         low, high = _number(spec, "min", fail), _number(spec, "max", fail)
@@ -402,8 +410,9 @@ def _array_column(name: str, array: np.ndarray) -> _Column:
     values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.tolist()]
     for value in values:
         if not _scalar(value) and not (isinstance(value, float) and math.isnan(value)):
-            raise DatasetError(f"column {name!r} holds {value!r}; a value must be a string, "
-                               "number or boolean")
+            raise DatasetError(
+                f"column {name!r} holds {value!r}; a value must be a string, number or boolean"
+            )
     return _table_column(name, values)
 
 
@@ -501,8 +510,7 @@ class _Plan:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def samples(self, rows: int, seed: int | None, chunk_rows: int
-                ) -> Iterator[list[np.ndarray]]:
+    def samples(self, rows: int, seed: int | None, chunk_rows: int) -> Iterator[list[np.ndarray]]:
         """Raw draws per column (values, or indices into a table), `chunk_rows` rows at a time."""
         sequence = np.random.SeedSequence(seed)
         if self.dataset_rows:
@@ -519,8 +527,7 @@ class _Plan:
             yield [c.draw(r, count) for c, r in zip(self.columns, rngs, strict=True)]
 
 
-def _plan(features: Sequence[Mapping] | None, dataset: Any, names: Sequence[str] | None
-          ) -> _Plan:
+def _plan(features: Sequence[Mapping] | None, dataset: Any, names: Sequence[str] | None) -> _Plan:
     if dataset is not None:
         if features:
             raise ValueError("give features or a dataset, not both")
@@ -649,8 +656,13 @@ def v2_layout(columns_or_kinds: Sequence[Any]) -> str:
     return "single" if all(k in _NUMERIC_KINDS for k in kinds) else "per-feature"
 
 
-_V2_TYPES = {"float": ("FP64", "fp64"), "int": ("INT64", "json"), "bool": ("BOOL", "json"),
-             "str": ("BYTES", "bytes"), "mixed": ("BYTES", "bytes")}
+_V2_TYPES = {
+    "float": ("FP64", "fp64"),
+    "int": ("INT64", "json"),
+    "bool": ("BOOL", "json"),
+    "str": ("BYTES", "bytes"),
+    "mixed": ("BYTES", "bytes"),
+}
 
 
 def _v2_formatter(
@@ -672,8 +684,10 @@ def _v2_formatter(
     if v2_layout(columns) == "single":
         integers = all(c.kind == "int" for c in columns)
         datatype, encoding = ("INT64", "json") if integers else ("FP64", "fp64")
-        head = (f'{prefix}{{"inputs":[{{"name":{json.dumps(input_name)},'
-                f'"shape":[{batch},{len(columns)}],"datatype":"{datatype}","data":[')
+        head = (
+            f'{prefix}{{"inputs":[{{"name":{json.dumps(input_name)},'
+            f'"shape":[{batch},{len(columns)}],"datatype":"{datatype}","data":['
+        )
 
         def format_single(samples: list[np.ndarray]) -> list[str]:
             texts = [c.texts(s, encoding) for c, s in zip(columns, samples, strict=True)]
@@ -709,7 +723,7 @@ def _clean_host(endpoint_host: str) -> str:
     host = endpoint_host.strip()
     for scheme in ("http://", "https://"):
         if host.lower().startswith(scheme):
-            host = host[len(scheme):]
+            host = host[len(scheme) :]
     host = host.rstrip("/")
     if not _HOST.match(host):
         raise ValueError(
@@ -764,7 +778,8 @@ def _prediction_formatter(
             for position, column in enumerate(columns, 1):
                 if column.kind not in _NUMERIC_KINDS:
                     raise FeatureSpecError(
-                        position, column.name,
+                        position,
+                        column.name,
                         f"the v1 tensor form carries numbers only, and this feature holds "
                         f"{'booleans' if column.kind == 'bool' else 'strings'}; "
                         "use the ndarray form",
@@ -843,11 +858,13 @@ def _item_ids(document: Any, source: str) -> list[str] | None:
     for position, entry in enumerate(document, 1):
         if isinstance(entry, Mapping):
             if "id" not in entry:
-                raise ItemsError(f"{source}: item {position} has no \"id\"")
+                raise ItemsError(f'{source}: item {position} has no "id"')
             entry = entry["id"]
         if isinstance(entry, bool) or not isinstance(entry, (str, int)):
-            raise ItemsError(f"{source}: item {position} id must be a string or an integer, "
-                             f"got {json.dumps(entry)}")
+            raise ItemsError(
+                f"{source}: item {position} id must be a string or an integer, "
+                f"got {json.dumps(entry)}"
+            )
         ids.append(str(entry))
     return ids
 
@@ -899,16 +916,20 @@ def _items_from_text(text: str, source: str) -> list[str]:
             documents.append(json.loads(line))
         except ValueError:
             break
-    if documents and len(documents) == len(lines) and all(
-        isinstance(d, Mapping) and "list" in d for d in documents
+    if (
+        documents
+        and len(documents) == len(lines)
+        and all(isinstance(d, Mapping) and "list" in d for d in documents)
     ):
         ids = []
         for document in documents:
             ids.extend(_item_ids(document, source) or [])
         return ids
     if document is not None and not isinstance(document, (str, int, float)):
-        raise ItemsError(f"{source}: expected a list of item ids, or the JSON of "
-                         "`seldon-cli api --endpoint /items` ({\"list\":[{\"id\":..},..]})")
+        raise ItemsError(
+            f"{source}: expected a list of item ids, or the JSON of "
+            '`seldon-cli api --endpoint /items` ({"list":[{"id":..},..]})'
+        )
     return lines
 
 
@@ -942,12 +963,16 @@ def write_recommendation_replay(
     host = _clean_host(endpoint_host)
     ids = load_items(items)
     encoded = _objects([quote(i, safe="") for i in ids])
-    recommendation = _template([
-        f"http://{host}/js/recommendations?consumer_key={key}&user=", "&item=",
-        "&limit=10&jsonpCallback=j\n"
-        f"http://{host}/js/action/new?consumer_key={key}&user=", "&item=",
-        f"&type={item_type}", "&jsonpCallback=j",
-    ])
+    recommendation = _template(
+        [
+            f"http://{host}/js/recommendations?consumer_key={key}&user=",
+            "&item=",
+            f"&limit=10&jsonpCallback=j\nhttp://{host}/js/action/new?consumer_key={key}&user=",
+            "&item=",
+            f"&type={item_type}",
+            "&jsonpCallback=j",
+        ]
+    )
     clicks_text = _objects(["", "&rlabs=1"])
     users_rng, items_rng, clicks_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
@@ -961,8 +986,9 @@ def write_recommendation_replay(
             user_texts = list(map(int.__repr__, users.tolist()))
             item_texts = encoded[picks].tolist()
             click_texts = clicks_text[clicks.astype(np.intp)].tolist()
-            lines = map(recommendation.format, user_texts, item_texts, user_texts, item_texts,
-                        click_texts)
+            lines = map(
+                recommendation.format, user_texts, item_texts, user_texts, item_texts, click_texts
+            )
             handle.write("\n".join(lines))
             handle.write("\n")
     return ReplayFile(Path(path), count=2 * num_actions)

@@ -119,8 +119,10 @@ class _Connection(asyncio.Protocol):
                 # A body delimited by the end of the connection ends here.
                 pending.finish(self.parser.get_status_code(), b"".join(self.body), None)
             else:
-                kind = "connection_reset" if isinstance(exc, ConnectionResetError) else (
-                    "server_disconnected"
+                kind = (
+                    "connection_reset"
+                    if isinstance(exc, ConnectionResetError)
+                    else ("server_disconnected")
                 )
                 pending.finish(None, b"", kind)
         self.pool._lost(self)
@@ -244,8 +246,10 @@ class HttpPool:
         except (OSError, asyncio.TimeoutError) as exc:
             self._opening -= 1
             kind = (
-                "connection_refused" if isinstance(exc, ConnectionRefusedError)
-                else "timeout" if isinstance(exc, asyncio.TimeoutError)
+                "connection_refused"
+                if isinstance(exc, ConnectionRefusedError)
+                else "timeout"
+                if isinstance(exc, asyncio.TimeoutError)
                 else "connect_error"
             )
             # Each waiting request gets its own attempt, and its own honest failure.

@@ -15,15 +15,28 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 V2_OK = json.dumps(
-    {"model_name": "iris", "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64",
-                                        "data": [0]}]}
+    {
+        "model_name": "iris",
+        "outputs": [{"name": "predict", "shape": [1], "datatype": "INT64", "data": [0]}],
+    }
 ).encode()
 V2_MODEL_ERROR = json.dumps({"error": "model failed to predict"}).encode()
-V1_OK = json.dumps({"data": {"names": ["t:0"], "ndarray": [[0.9]]},
-                    "meta": {}, "status": {"code": 200, "status": "SUCCESS"}}).encode()
+V1_OK = json.dumps(
+    {
+        "data": {"names": ["t:0"], "ndarray": [[0.9]]},
+        "meta": {},
+        "status": {"code": 200, "status": "SUCCESS"},
+    }
+).encode()
 V1_FAILURE = json.dumps(
-    {"status": {"code": -1, "info": "predictor exploded", "reason": "MICROSERVICE_INTERNAL_ERROR",
-                "status": 1}}
+    {
+        "status": {
+            "code": -1,
+            "info": "predictor exploded",
+            "reason": "MICROSERVICE_INTERNAL_ERROR",
+            "status": 1,
+        }
+    }
 ).encode()
 
 

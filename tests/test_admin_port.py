@@ -25,8 +25,10 @@ PERCENTILE_KEYS = {"p50", "p90", "p95", "p99", "p999", "p9999"}
 
 @pytest.fixture
 def replay(tmp_path):
-    return write_replay(tmp_path / "r.replay", [
-        'POST /v2/models/iris/infer Content-Type:application/json {"inputs":[]}'])
+    return write_replay(
+        tmp_path / "r.replay",
+        ['POST /v2/models/iris/infer Content-Type:application/json {"inputs":[]}'],
+    )
 
 
 def in_background(function, *args, **kwargs) -> Future:
@@ -54,8 +56,15 @@ def test_a_live_run_serves_ostrich_stats_periods_text_and_graphs(replay):
     every_tenth = EveryNthFails(10)
     admin = AdminPort(0)
     with ServerThread(every_tenth) as server:
-        running = in_background(run_load, SeldonEndpoint(server.url), replay, rate=50,
-                                duration=2.6, warmup=0.6, companion=admin)
+        running = in_background(
+            run_load,
+            SeldonEndpoint(server.url),
+            replay,
+            rate=50,
+            duration=2.6,
+            warmup=0.6,
+            companion=admin,
+        )
         wait_for(lambda: admin.url, what="the admin port listening")
         url = admin.url
         during_warmup = requests.get(f"{url}/stats.json", timeout=5).json()
@@ -100,7 +109,8 @@ def test_a_live_run_serves_ostrich_stats_periods_text_and_graphs(replay):
     assert "  client/request_latency_ms: (average=" in text and "p9999=" in text
     assert graph.status_code == 200 and "<svg" in graph.text and "<polyline" in graph.text
     assert "http://" not in graph.text.split("<svg", 1)[1].split("</svg>")[0].replace(
-        "http://www.w3.org/2000/svg", ""), "the graph loads nothing from elsewhere"
+        "http://www.w3.org/2000/svg", ""
+    ), "the graph loads nothing from elsewhere"
     assert data["columns"] == ["time", "requests"] and len(data["rows"]) >= 2
     assert ping == {"response": "pong"} and unknown.status_code == 404
     assert scraped.by_seldon_load and scraped.corrected
@@ -112,8 +122,9 @@ def test_a_live_run_serves_ostrich_stats_periods_text_and_graphs(replay):
 def test_shutdown_json_ends_the_run_and_the_result_is_kept(replay):
     admin = AdminPort(0)
     with ServerThread(EveryNthFails(1000)) as server:
-        running = in_background(run_load, SeldonEndpoint(server.url), replay, rate=40,
-                                duration=30, companion=admin)
+        running = in_background(
+            run_load, SeldonEndpoint(server.url), replay, rate=40, duration=30, companion=admin
+        )
         wait_for(lambda: admin.url, what="the admin port listening")
         time.sleep(0.5)
         assert StatsScraper(admin.url).shutdown()
@@ -130,15 +141,17 @@ def test_shutdown_json_ends_the_run_and_the_result_is_kept(replay):
 def test_the_scraper_turns_our_stats_into_the_same_counts(replay):
     admin = AdminPort(0)
     with ServerThread(EveryNthFails(4)) as server:
-        running = in_background(run_load, SeldonEndpoint(server.url), replay, rate=40,
-                                duration=1.5, companion=admin)
+        running = in_background(
+            run_load, SeldonEndpoint(server.url), replay, rate=40, duration=1.5, companion=admin
+        )
         wait_for(lambda: admin.url, what="the admin port listening")
         scraper = StatsScraper(admin.url)
         wait_for(lambda: scraper.stats().requests >= 40, what="40 answers")
         stats = scraper.stats()
         running.result(timeout=20)
-    result = result_from_stats(stats, baseline=None, duration=1.0, target_rate=40, polls=[],
-                               warmup=0.0)
+    result = result_from_stats(
+        stats, baseline=None, duration=1.0, target_rate=40, polls=[], warmup=0.0
+    )
     assert result.requests == stats.counters["client/requests"]
     assert result.errors == stats.counters["client/failures"] > 0, "a 500 is counted once"
     assert result.error_kinds == {"http_500": result.errors}
@@ -151,8 +164,9 @@ def test_a_busy_admin_port_is_an_error_naming_the_option(replay):
         taken.listen(1)
         port = taken.getsockname()[1]
         with ServerThread(EveryNthFails(1000)) as server, pytest.raises(OSError) as failure:
-            run_load(SeldonEndpoint(server.url), replay, rate=10, duration=1,
-                     companion=AdminPort(port))
+            run_load(
+                SeldonEndpoint(server.url), replay, rate=10, duration=1, companion=AdminPort(port)
+            )
     assert f"--admin-port {port}: cannot listen on 127.0.0.1:{port}" in str(failure.value)
 
 

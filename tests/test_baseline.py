@@ -71,7 +71,11 @@ def test_save_then_compare_catches_a_thirty_percent_slower_server(pytester, targ
     pytest.importorskip("xdist")
     pytester.makepyfile(test_suite=_suite(150, 150, comparing=False))
     saved = pytester.runpytest(
-        "-p", "no:cacheprovider", f"--seldon-url={target_url}", "-n", "2",
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-url={target_url}",
+        "-n",
+        "2",
         "--load-baseline-save=main",
     )
     saved.assert_outcomes(passed=2)
@@ -80,7 +84,8 @@ def test_save_then_compare_catches_a_thirty_percent_slower_server(pytester, targ
     document = json.loads(path.read_text())
     assert document["schema"] == SCHEMA and document["name"] == "main"
     assert sorted(document["tests"]) == [
-        "test_suite.py::test_changing", "test_suite.py::test_steady"
+        "test_suite.py::test_changing",
+        "test_suite.py::test_steady",
     ]
     entry = document["tests"]["test_suite.py::test_steady"]["result"]
     assert entry["latency_hdr"] and entry["timeline"][0]["latency_hdr"]
@@ -92,7 +97,11 @@ def test_save_then_compare_catches_a_thirty_percent_slower_server(pytester, targ
 
     pytester.makepyfile(test_suite=_suite(150, 195, comparing=True))
     compared = pytester.runpytest(
-        "-p", "no:cacheprovider", f"--seldon-url={target_url}", "-n", "2",
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-url={target_url}",
+        "-n",
+        "2",
         "--load-baseline-compare=main",
     )
     compared.assert_outcomes(passed=1, failed=1)
@@ -207,7 +216,8 @@ def test_invalid_and_interrupted_runs_stay_out_of_a_baseline():
     document, skipped = build_baseline("main", runs, {}, {})
     assert sorted(document["tests"]) == ["t::allowed", "t::good"]
     assert skipped == [
-        "t::lagging (the generator fell behind: invalid)", "t::stopped (interrupted)"
+        "t::lagging (the generator fell behind: invalid)",
+        "t::stopped (interrupted)",
     ]
 
 

@@ -21,7 +21,10 @@ IRIS = [json.dumps({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5}) for
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "-m", "pytest_seldon_load.cli", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
     )
     assert KEY not in result.stdout and KEY not in result.stderr
     return result
@@ -34,22 +37,46 @@ def feature_args(features: list[str]) -> list[str]:
 @pytest.fixture
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "key.json"
-    path.write_text(json.dumps([{"db": "ClientDB", "client": "iris", "key": KEY,
-                                 "secret": "NotShownEither9", "scope": "js"}]) + "\n")
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "db": "ClientDB",
+                    "client": "iris",
+                    "key": KEY,
+                    "secret": "NotShownEither9",
+                    "scope": "js",
+                }
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
 def test_legacy_prediction_replay_like_the_iris_script(tmp_path, key_file):
     out = tmp_path / "iris.replay"
-    result = run("replay", "prediction", "--key", str(key_file), "--replay", str(out),
-                 *feature_args(IRIS), "--num", "50")
+    result = run(
+        "replay",
+        "prediction",
+        "--key",
+        str(key_file),
+        "--replay",
+        str(out),
+        *feature_args(IRIS),
+        "--num",
+        "50",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"wrote 50 legacy prediction requests to {out}"
     assert result.stderr == ""
     lines = out.read_text().splitlines()
     assert len(lines) == 50
-    assert all(line.startswith("http://seldon-server/js/predict?json=%7B%22f1%22%3A+")
-               and line.endswith(f"%7D&consumer_key={KEY}&jsonpCallback=j") for line in lines)
+    assert all(
+        line.startswith("http://seldon-server/js/predict?json=%7B%22f1%22%3A+")
+        and line.endswith(f"%7D&consumer_key={KEY}&jsonpCallback=j")
+        for line in lines
+    )
 
     check = run("replay", "check", str(out))
     assert check.returncode == 0
@@ -59,17 +86,48 @@ def test_legacy_prediction_replay_like_the_iris_script(tmp_path, key_file):
 
 def test_v1_and_v2_prediction_replays(tmp_path):
     v1 = tmp_path / "v1.replay"
-    result = run("replay", "prediction", "--protocol", "v1", "--tensor", "--batch", "2",
-                 "--replay", str(v1), *feature_args(IRIS), "--num", "10", "--seed", "3")
+    result = run(
+        "replay",
+        "prediction",
+        "--protocol",
+        "v1",
+        "--tensor",
+        "--batch",
+        "2",
+        "--replay",
+        str(v1),
+        *feature_args(IRIS),
+        "--num",
+        "10",
+        "--seed",
+        "3",
+    )
     assert result.returncode == 0, result.stderr
     requests = list(ReplayFile(v1))
     assert len(requests) == 10
     assert json.loads(requests[0].body)["data"]["tensor"]["shape"] == [2, 4]
 
     v2 = tmp_path / "v2.replay"
-    result = run("replay", "prediction", "--protocol", "v2", "--model", "iris", "--batch", "4",
-                 "--output", "predict_proba", "--seldon-model", "--replay", str(v2),
-                 *feature_args(IRIS), "--num", "10", "--seed", "3")
+    result = run(
+        "replay",
+        "prediction",
+        "--protocol",
+        "v2",
+        "--model",
+        "iris",
+        "--batch",
+        "4",
+        "--output",
+        "predict_proba",
+        "--seldon-model",
+        "--replay",
+        str(v2),
+        *feature_args(IRIS),
+        "--num",
+        "10",
+        "--seed",
+        "3",
+    )
     assert result.returncode == 0, result.stderr
     assert "wrote 10 v2 prediction requests (4 rows each) to" in result.stdout
     request = next(iter(ReplayFile(v2)))
@@ -87,8 +145,18 @@ def test_dataset_prediction_replay(tmp_path):
     data = tmp_path / "iris.csv"
     data.write_text("sepal_length,sepal_width,species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n")
     out = tmp_path / "d.replay"
-    result = run("replay", "prediction", "--protocol", "v2", "--dataset", str(data),
-                 "--replay", str(out), "--num", "5")
+    result = run(
+        "replay",
+        "prediction",
+        "--protocol",
+        "v2",
+        "--dataset",
+        str(data),
+        "--replay",
+        str(out),
+        "--num",
+        "5",
+    )
     assert result.returncode == 0, result.stderr
     inputs = json.loads(next(iter(ReplayFile(out))).body)["inputs"]
     assert [i["name"] for i in inputs] == ["sepal_length", "sepal_width", "species"]
@@ -96,12 +164,34 @@ def test_dataset_prediction_replay(tmp_path):
 
 def test_recommendation_replay_and_check(tmp_path, key_file):
     items = tmp_path / "items.json"
-    items.write_text(json.dumps({"size": 3, "requested": 3, "list": [
-        {"id": "1210", "name": "a"}, {"id": "1211"}, {"id": "12 12"}]}))
+    items.write_text(
+        json.dumps(
+            {
+                "size": 3,
+                "requested": 3,
+                "list": [{"id": "1210", "name": "a"}, {"id": "1211"}, {"id": "12 12"}],
+            }
+        )
+    )
     out = tmp_path / "rec.replay"
-    result = run("replay", "recommendation", "--key", str(key_file), "--items", str(items),
-                 "--replay", str(out), "--num-actions", "400", "--num-users", "50",
-                 "--click-percent", "25", "--item-type", "2")
+    result = run(
+        "replay",
+        "recommendation",
+        "--key",
+        str(key_file),
+        "--items",
+        str(items),
+        "--replay",
+        str(out),
+        "--num-actions",
+        "400",
+        "--num-users",
+        "50",
+        "--click-percent",
+        "25",
+        "--item-type",
+        "2",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         f"wrote 800 requests (400 recommendation + action pairs) to {out}"
@@ -140,13 +230,36 @@ def test_check_lists_bad_lines_without_the_key(tmp_path):
 def test_help_documents_every_option():
     result = run("replay", "prediction", "--help")
     assert result.returncode == 0
-    for option in ("--endpoint", "--key", "--replay", "--num", "--feature", "--protocol",
-                   "--seed", "--batch", "--model", "--dataset", "--tensor", "--output",
-                   "--seldon-model", "numeric", "integer", "categorical", "constant", "normal"):
+    for option in (
+        "--endpoint",
+        "--key",
+        "--replay",
+        "--num",
+        "--feature",
+        "--protocol",
+        "--seed",
+        "--batch",
+        "--model",
+        "--dataset",
+        "--tensor",
+        "--output",
+        "--seldon-model",
+        "numeric",
+        "integer",
+        "categorical",
+        "constant",
+        "normal",
+    ):
         assert option in result.stdout
     result = run("replay", "recommendation", "--help")
-    for option in ("--items", "--item-type", "--num-actions", "--num-users", "--click-percent",
-                   "URL-encoded"):
+    for option in (
+        "--items",
+        "--item-type",
+        "--num-actions",
+        "--num-users",
+        "--click-percent",
+        "URL-encoded",
+    ):
         assert option in result.stdout
     assert main(["replay", "check", "--help"]) == 0
 
@@ -154,25 +267,38 @@ def test_help_documents_every_option():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--feature", IRIS[0], "--feature",
-          '{"name":"f2","type":"numeric","min":5,"max":1}'],
-         "seldon-load: error: --feature 2 (f2): min (5) is greater than max (1)"),
-        (["--feature", '{"name":"f1","type":"uniform","min":0,"max":1}'],
-         'seldon-load: error: --feature 1 (f1): unknown type "uniform"; choose one of numeric, '
-         "integer, categorical, constant, normal"),
-        (["--feature", "{name: f1}"],
-         "seldon-load: error: --feature 1: not valid JSON (Expecting property name enclosed in "
-         "double quotes at column 2)"),
-        (["--key", "missing-dir/key.json", "--feature", IRIS[0]],
-         "seldon-load: error: --key: cannot read the key file missing-dir/key.json: no such "
-         "file"),
-        (["--key", "__KEYFILE__", "--feature", IRIS[0], "--batch", "2"],
-         "seldon-load: error: --batch applies to --protocol v1 and v2; a legacy prediction "
-         "carries one row"),
-        (["--protocol", "v2", "--key", KEY, "--feature", IRIS[0]],
-         "seldon-load: error: --key applies to --protocol legacy only, not v2"),
-        (["--protocol", "v1", "--feature", IRIS[0], "--num", "0"],
-         "seldon-load replay prediction: error: argument --num: must be at least 1, got 0"),
+        (
+            ["--feature", IRIS[0], "--feature", '{"name":"f2","type":"numeric","min":5,"max":1}'],
+            "seldon-load: error: --feature 2 (f2): min (5) is greater than max (1)",
+        ),
+        (
+            ["--feature", '{"name":"f1","type":"uniform","min":0,"max":1}'],
+            'seldon-load: error: --feature 1 (f1): unknown type "uniform"; choose one of numeric, '
+            "integer, categorical, constant, normal",
+        ),
+        (
+            ["--feature", "{name: f1}"],
+            "seldon-load: error: --feature 1: not valid JSON (Expecting property name enclosed in "
+            "double quotes at column 2)",
+        ),
+        (
+            ["--key", "missing-dir/key.json", "--feature", IRIS[0]],
+            "seldon-load: error: --key: cannot read the key file missing-dir/key.json: no such "
+            "file",
+        ),
+        (
+            ["--key", "__KEYFILE__", "--feature", IRIS[0], "--batch", "2"],
+            "seldon-load: error: --batch applies to --protocol v1 and v2; a legacy prediction "
+            "carries one row",
+        ),
+        (
+            ["--protocol", "v2", "--key", KEY, "--feature", IRIS[0]],
+            "seldon-load: error: --key applies to --protocol legacy only, not v2",
+        ),
+        (
+            ["--protocol", "v1", "--feature", IRIS[0], "--num", "0"],
+            "seldon-load replay prediction: error: argument --num: must be at least 1, got 0",
+        ),
         ([], "seldon-load: error: give at least one --feature spec, or a --dataset"),
     ],
 )
@@ -190,24 +316,42 @@ def test_bad_prediction_input_is_one_clear_line(tmp_path, key_file, args, messag
 @pytest.mark.parametrize(
     ("items_text", "key_text", "message"),
     [
-        ('{"size":0,"requested":0,"list":[]}', None,
-         "seldon-load: error: --items: the item list in {items} is empty"),
-        ('["1"]', "[]",
-         "seldon-load: error: --key: the key file {key} lists no keys: does the client exist, "
-         "and was `seldon-cli keys` asked with --scope js?"),
-        ('["1"]', '[{"client":"iris"}]',
-         'seldon-load: error: --key: the key file {key} holds no consumer key: no entry has a '
-         '"key" (expected [{"key": "...", "scope": "js", ...}])'),
+        (
+            '{"size":0,"requested":0,"list":[]}',
+            None,
+            "seldon-load: error: --items: the item list in {items} is empty",
+        ),
+        (
+            '["1"]',
+            "[]",
+            "seldon-load: error: --key: the key file {key} lists no keys: does the client exist, "
+            "and was `seldon-cli keys` asked with --scope js?",
+        ),
+        (
+            '["1"]',
+            '[{"client":"iris"}]',
+            "seldon-load: error: --key: the key file {key} holds no consumer key: no entry has a "
+            '"key" (expected [{"key": "...", "scope": "js", ...}])',
+        ),
     ],
 )
-def test_bad_recommendation_input_is_one_clear_line(tmp_path, key_file, items_text, key_text,
-                                                    message):
+def test_bad_recommendation_input_is_one_clear_line(
+    tmp_path, key_file, items_text, key_text, message
+):
     items = tmp_path / "items.json"
     items.write_text(items_text)
     if key_text is not None:
         key_file.write_text(key_text)
-    result = run("replay", "recommendation", "--key", str(key_file), "--items", str(items),
-                 "--replay", str(tmp_path / "r.replay"))
+    result = run(
+        "replay",
+        "recommendation",
+        "--key",
+        str(key_file),
+        "--items",
+        str(items),
+        "--replay",
+        str(tmp_path / "r.replay"),
+    )
     assert result.returncode == 2
     expected = message.replace("{items}", str(items)).replace("{key}", str(key_file))
     assert result.stderr == expected + "\n"
@@ -216,8 +360,23 @@ def test_bad_recommendation_input_is_one_clear_line(tmp_path, key_file, items_te
 
 def test_key_given_as_text_never_shows(tmp_path, capsys):
     out = tmp_path / "k.replay"
-    assert main(["replay", "prediction", "--key", KEY, "--replay", str(out),
-                 "--feature", IRIS[0], "--num", "3"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "prediction",
+                "--key",
+                KEY,
+                "--replay",
+                str(out),
+                "--feature",
+                IRIS[0],
+                "--num",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert main(["replay", "check", str(out)]) == 0
     assert main(["replay", "check", str(tmp_path / "missing")]) == 2
     captured = capsys.readouterr()
@@ -228,9 +387,23 @@ def test_key_given_as_text_never_shows(tmp_path, capsys):
 def test_ctrl_c_leaves_no_replay_file(tmp_path):
     out = tmp_path / "big.replay"
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest_seldon_load.cli", "replay", "prediction", "--protocol",
-         "v2", "--replay", str(out), *feature_args(IRIS), "--num", "5000000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest_seldon_load.cli",
+            "replay",
+            "prediction",
+            "--protocol",
+            "v2",
+            "--replay",
+            str(out),
+            *feature_args(IRIS),
+            "--num",
+            "5000000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -31,8 +31,10 @@ def server():
 
 @pytest.fixture
 def replay(tmp_path):
-    return write_replay(tmp_path / "iris.replay", [
-        'POST /v2/models/iris/infer Content-Type:application/json {"inputs":[]}'])
+    return write_replay(
+        tmp_path / "iris.replay",
+        ['POST /v2/models/iris/infer Content-Type:application/json {"inputs":[]}'],
+    )
 
 
 class Run:
@@ -41,7 +43,9 @@ class Run:
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pytest_seldon_load.cli", "run", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -78,8 +82,20 @@ class Run:
 
 def test_a_run_serves_live_stats_and_writes_its_result(server, replay, tmp_path):
     out = tmp_path / "result.json"
-    run = Run("--url", server.url, "--replay", str(replay), "--rate", "40", "--duration", "2s",
-              "--admin-port", "0", "--out", str(out))
+    run = Run(
+        "--url",
+        server.url,
+        "--replay",
+        str(replay),
+        "--rate",
+        "40",
+        "--duration",
+        "2s",
+        "--admin-port",
+        "0",
+        "--out",
+        str(out),
+    )
     url = run.admin_url()
     time.sleep(1.0)
     live = requests.get(f"{url}/stats.json", timeout=5).json()
@@ -96,8 +112,20 @@ def test_a_run_serves_live_stats_and_writes_its_result(server, replay, tmp_path)
 @pytest.mark.parametrize("how", ["ctrl-c", "kill", "shutdown.json"])
 def test_a_stopped_run_keeps_what_it_measured(server, replay, tmp_path, how):
     out = tmp_path / "partial.json"
-    run = Run("--url", server.url, "--replay", str(replay), "--rate", "40", "--duration", "60s",
-              "--admin-port", "0", "--out", str(out))
+    run = Run(
+        "--url",
+        server.url,
+        "--replay",
+        str(replay),
+        "--rate",
+        "40",
+        "--duration",
+        "60s",
+        "--admin-port",
+        "0",
+        "--out",
+        str(out),
+    )
     url = run.admin_url()
     time.sleep(0.8)
     if how == "shutdown.json":
@@ -113,36 +141,65 @@ def test_a_stopped_run_keeps_what_it_measured(server, replay, tmp_path, how):
     assert partial.interrupted and 10 <= partial.requests <= 60
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--url", "{url}", "--replay", "missing.replay", "--rate", "5"],
-     "--replay: no such file missing.replay"),
-    (["--url", "{url}", "--replay", "{replay}", "--rate", "-5"],
-     "argument --rate: must be a positive number, got '-5'"),
-    (["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--duration", "soon"],
-     "argument --duration: --duration: cannot read 'soon'"),
-    (["--url", "ftp://x", "--replay", "{replay}", "--rate", "5"],
-     "--url: base URL must look like http://host:port[/prefix]"),
-    (["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--arrival", "bursty"],
-     "--arrival: unknown arrival process 'bursty'"),
-    (["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--admin-port", "70000"],
-     "argument --admin-port: must be in 0..65535"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--url", "{url}", "--replay", "missing.replay", "--rate", "5"],
+            "--replay: no such file missing.replay",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "-5"],
+            "argument --rate: must be a positive number, got '-5'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--duration", "soon"],
+            "argument --duration: --duration: cannot read 'soon'",
+        ),
+        (
+            ["--url", "ftp://x", "--replay", "{replay}", "--rate", "5"],
+            "--url: base URL must look like http://host:port[/prefix]",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--arrival", "bursty"],
+            "--arrival: unknown arrival process 'bursty'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--admin-port", "70000"],
+            "argument --admin-port: must be in 0..65535",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_option(
     server, replay, capsys, arguments, message, monkeypatch, tmp_path
 ):
     monkeypatch.chdir(tmp_path)
     filled = [a.format(url=server.url, replay=replay) for a in arguments]
-    assert main(["run", *filled, "--duration" if "--duration" not in filled else "--warmup",
-                 "0.2s" if "--duration" not in filled else "0"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                *filled,
+                "--duration" if "--duration" not in filled else "--warmup",
+                "0.2s" if "--duration" not in filled else "0",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1, error
 
 
 # --- the image's start-load-test.sh -----------------------------------------------------
 def script(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**os.environ, "SELDON_LOAD_BIN": "echo", **env}, timeout=10,
-                          check=False)
+    return subprocess.run(
+        ["sh", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SELDON_LOAD_BIN": "echo", **env},
+        timeout=10,
+        check=False,
+    )
 
 
 def test_start_load_test_sh_has_iagos_arguments_and_defaults(replay):
@@ -152,14 +209,28 @@ def test_start_load_test_sh_has_iagos_arguments_and_defaults(replay):
     iago = script(str(replay), "100").stdout.split()
     assert iago[:3] == ["run", "--url", "http://seldon-server:80"]
     line = " ".join(iago)
-    for expected in ("--rate 100", "--arrival slow-start-poisson", "--ramp 240s",
-                     "--duration 1h", "--admin-port 9994", "--admin-host 0.0.0.0",
-                     "--protocol legacy", "--timeout 30s"):
+    for expected in (
+        "--rate 100",
+        "--arrival slow-start-poisson",
+        "--ramp 240s",
+        "--duration 1h",
+        "--admin-port 9994",
+        "--admin-host 0.0.0.0",
+        "--protocol legacy",
+        "--timeout 30s",
+    ):
         assert expected in line
-    ours = " ".join(script(str(replay), "7", SELDON_LOAD_URL="http://iris:8000",
-                           SELDON_LOAD_ARRIVAL="constant", SELDON_LOAD_PROTOCOL="v2",
-                           SELDON_LOAD_HEADERS="Seldon-Model:iris\nX-Trace:1",
-                           SELDON_LOAD_SEED="3").stdout.split())
+    ours = " ".join(
+        script(
+            str(replay),
+            "7",
+            SELDON_LOAD_URL="http://iris:8000",
+            SELDON_LOAD_ARRIVAL="constant",
+            SELDON_LOAD_PROTOCOL="v2",
+            SELDON_LOAD_HEADERS="Seldon-Model:iris\nX-Trace:1",
+            SELDON_LOAD_SEED="3",
+        ).stdout.split()
+    )
     assert "--url http://iris:8000" in ours and "--arrival constant" in ours
     assert "--ramp" not in ours, "no ramp unless asked, outside slow-start"
     assert "--header Seldon-Model:iris --header X-Trace:1" in ours and "--seed 3" in ours
@@ -167,12 +238,19 @@ def test_start_load_test_sh_has_iagos_arguments_and_defaults(replay):
 
 def test_start_load_test_sh_runs_the_engine(server, replay, tmp_path):
     out = tmp_path / "pod-result.json"
-    done = script(str(replay), "30", SELDON_LOAD_BIN="seldon-load",
-                  PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                  SELDON_LOAD_URL=server.url, SELDON_LOAD_PROTOCOL="v2",
-                  SELDON_LOAD_ARRIVAL="constant", SELDON_LOAD_DURATION="1s",
-                  SELDON_LOAD_ADMIN_PORT="0", SELDON_LOAD_ADMIN_HOST="127.0.0.1",
-                  SELDON_LOAD_OUT=str(out))
+    done = script(
+        str(replay),
+        "30",
+        SELDON_LOAD_BIN="seldon-load",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        SELDON_LOAD_URL=server.url,
+        SELDON_LOAD_PROTOCOL="v2",
+        SELDON_LOAD_ARRIVAL="constant",
+        SELDON_LOAD_DURATION="1s",
+        SELDON_LOAD_ADMIN_PORT="0",
+        SELDON_LOAD_ADMIN_HOST="127.0.0.1",
+        SELDON_LOAD_OUT=str(out),
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "admin port: http://127.0.0.1:" in done.stdout
     assert LoadResult.from_json(out.read_text()).requests == 30

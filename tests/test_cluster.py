@@ -81,7 +81,11 @@ def test_a_deployment_is_returned_once_available_and_answers(
     emulator, cluster, namespace, model_server
 ):
     emulator.create_deployment(
-        "iris", namespace, protocol="v2", model="iris-model", state="Creating",
+        "iris",
+        namespace,
+        protocol="v2",
+        model="iris-model",
+        state="Creating",
         address_url=f"{model_server.url}/v2/models/iris-model/infer",
     )
     emulator.set_deployment_status_later(0.4, "iris", namespace, state="Available")
@@ -99,10 +103,18 @@ def test_a_failed_deployment_fails_with_its_state_description_and_conditions(
     emulator, cluster, namespace
 ):
     emulator.create_deployment(
-        "broken", namespace, state="Failed",
+        "broken",
+        namespace,
+        state="Failed",
         description="Deployment has errors: container iris crashed",
-        conditions=[{"type": "DeploymentsReady", "status": "False",
-                     "reason": "CrashLoopBackOff", "message": "iris-default-0 keeps restarting"}],
+        conditions=[
+            {
+                "type": "DeploymentsReady",
+                "status": "False",
+                "reason": "CrashLoopBackOff",
+                "message": "iris-default-0 keeps restarting",
+            }
+        ],
     )
     with pytest.raises(DeploymentNotReady) as failure:
         cluster.deployment("broken")
@@ -128,8 +140,9 @@ def test_a_deployment_that_goes_failed_while_waited_for_stops_the_wait(
     emulator, cluster, namespace
 ):
     emulator.create_deployment("flaky", namespace, state="Creating")
-    emulator.set_deployment_status_later(0.2, "flaky", namespace, state="Failed",
-                                         description="image pull failed")
+    emulator.set_deployment_status_later(
+        0.2, "flaky", namespace, state="Failed", description="image pull failed"
+    )
     started = time.monotonic()
     with pytest.raises(DeploymentNotReady, match="is Failed"):
         cluster.deployment("flaky", timeout=5)
@@ -147,16 +160,18 @@ def test_a_missing_deployment_fails_at_once_naming_those_that_exist(emulator, cl
 
 def test_the_protocol_comes_from_the_spec(emulator, cluster, namespace):
     emulator.create_deployment("classic", namespace, protocol=None, state="Available")
-    emulator.create_deployment("renamed", namespace, protocol="kfserving", model="m",
-                               state="Available")
+    emulator.create_deployment(
+        "renamed", namespace, protocol="kfserving", model="m", state="Available"
+    )
     emulator.create_deployment("tf", namespace, protocol="tensorflow", state="Available")
     with pytest.raises(ClusterError, match=r"spec\.protocol 'tensorflow' is not supported"):
         cluster.deployment("tf")
     # No ingress, no address, no Service: the port-forward fails, naming what is missing.
     with pytest.raises(ClusterError, match=f"there is no Service {namespace}/classic-default"):
         cluster.deployment("classic")
-    ingress = SeldonCluster(cluster.connection, cluster.transport,
-                            ingress="http://127.0.0.1:9/", poll_interval=0.05)
+    ingress = SeldonCluster(
+        cluster.connection, cluster.transport, ingress="http://127.0.0.1:9/", poll_interval=0.05
+    )
     classic, renamed = ingress.deployment("classic"), ingress.deployment("renamed")
     assert (classic.protocol, renamed.protocol, renamed.model) == ("v1", "v2", "m")
     assert classic.base_url == f"http://127.0.0.1:9/seldon/{namespace}/classic"
@@ -174,7 +189,9 @@ def test_an_address_that_does_not_answer_falls_back_to_a_port_forward(
     cluster = SeldonCluster(connection, transport, wait_timeout=5.0, poll_interval=0.05)
     with ClosedPort() as closed:
         emulator.create_deployment(
-            "iris", namespace, state="Available",
+            "iris",
+            namespace,
+            state="Available",
             address_url=f"http://127.0.0.1:{closed.port}/v2/models/iris/infer",
         )
         wait_until_running(emulator, namespace, pod)
@@ -191,10 +208,13 @@ def test_an_address_that_does_not_answer_falls_back_to_a_port_forward(
 
 
 def test_a_service_without_running_pods_cannot_be_forwarded(emulator, cluster, namespace):
-    emulator.core.create_namespaced_service(namespace, {
-        "metadata": {"name": "lonely-default"},
-        "spec": {"selector": {"app": "nobody"}, "ports": [{"port": 8000}]},
-    })
+    emulator.core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "lonely-default"},
+            "spec": {"selector": {"app": "nobody"}, "ports": [{"port": 8000}]},
+        },
+    )
     emulator.create_deployment("lonely", namespace, state="Available")
     with pytest.raises(ClusterError, match=r"no running pod matches Service .*app=nobody"):
         cluster.deployment("lonely")
@@ -203,15 +223,31 @@ def test_a_service_without_running_pods_cannot_be_forwarded(emulator, cluster, n
 def test_consumer_keys_come_from_a_secret_or_a_configmap_and_stay_secret(
     emulator, kubeconfig, namespace
 ):
-    cli_json = json.dumps([{"db": "ml", "client": "iris", "key": "KeyFromSecret123",
-                            "secret": "s3cr3tvalue", "scope": "js"}])
-    emulator.core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "seldon-keys"},
-        "data": {"iris": base64.b64encode(cli_json.encode()).decode()},
-    })
-    emulator.core.create_namespaced_config_map(namespace, {
-        "metadata": {"name": "plain-keys"}, "data": {"income": "PlainKey456"},
-    })
+    cli_json = json.dumps(
+        [
+            {
+                "db": "ml",
+                "client": "iris",
+                "key": "KeyFromSecret123",
+                "secret": "s3cr3tvalue",
+                "scope": "js",
+            }
+        ]
+    )
+    emulator.core.create_namespaced_secret(
+        namespace,
+        {
+            "metadata": {"name": "seldon-keys"},
+            "data": {"iris": base64.b64encode(cli_json.encode()).decode()},
+        },
+    )
+    emulator.core.create_namespaced_config_map(
+        namespace,
+        {
+            "metadata": {"name": "plain-keys"},
+            "data": {"income": "PlainKey456"},
+        },
+    )
     connection = connect(KubeSettings(kubeconfig=str(kubeconfig)))
     by_secret = SeldonCluster(connection, LoopbackTransport(), consumer_keys="secret/seldon-keys")
     by_map = SeldonCluster(connection, LoopbackTransport(), consumer_keys="configmap/plain-keys")
@@ -222,10 +258,12 @@ def test_consumer_keys_come_from_a_secret_or_a_configmap_and_stay_secret(
     with pytest.raises(ClusterError) as missing:
         by_secret.consumer_key("income")
     assert f"secret {namespace}/seldon-keys has no entry 'income' (entries: iris)" in str(
-        missing.value)
+        missing.value
+    )
     with pytest.raises(ClusterError, match=r"there is no secret .*/nothing"):
-        SeldonCluster(connection, LoopbackTransport(),
-                      consumer_keys="secret/nothing").consumer_key("iris")
+        SeldonCluster(connection, LoopbackTransport(), consumer_keys="secret/nothing").consumer_key(
+            "iris"
+        )
     with pytest.raises(ClusterError, match="no key store configured"):
         SeldonCluster(connection, LoopbackTransport()).consumer_key("iris")
     with pytest.raises(ValueError, match="--seldon-consumer-keys: expected secret/NAME"):
@@ -276,8 +314,7 @@ def test_in_cluster_configuration_is_used_inside_a_pod(monkeypatch, tmp_path):
     connection = connect(settings)
     assert connection.namespace == "seldon-system"
     assert connection.where == "in-cluster service account (https://10.0.0.1:443)"
-    assert "in-cluster-token-abcdef" not in redact_text(
-        str(connection.configuration.api_key))
+    assert "in-cluster-token-abcdef" not in redact_text(str(connection.configuration.api_key))
 
 
 # --- the fixtures as a user meets them -------------------------------------------------
@@ -299,11 +336,15 @@ def test_a_new_users_cluster_test_passes_against_the_emulated_api(
     inner, emulator, namespace, kubeconfig, model_server
 ):
     emulator.create_deployment(
-        "iris", namespace, protocol="v2", state="Creating",
+        "iris",
+        namespace,
+        protocol="v2",
+        state="Creating",
         address_url=f"{model_server.url}/v2/models/iris/infer",
     )
     emulator.set_deployment_status_later(0.3, "iris", namespace, state="Available")
-    inner.makepyfile(test_iris="""
+    inner.makepyfile(
+        test_iris="""
 import pytest
 from pytest_seldon_load import assert_error_rate_below, assert_p99_below
 
@@ -316,13 +357,17 @@ def test_iris_holds_its_budget(seldon_endpoint, replay_file, load_run):
     result = load_run(seldon_endpoint, replay_file.prediction(seldon_endpoint, num=50))
     assert_p99_below(result, "500ms")
     assert_error_rate_below(result, 0.01)
-""")
+"""
+    )
     # In a process of its own, as a user runs it: the emulator's threads stay here. Whether
     # the generator kept up on a machine shared with parallel tests is not this test's
     # business (40 sends: one late send would void the run).
     result = inner.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--seldon-kubeconfig={kubeconfig}",
-        "--seldon-deployment=iris", "--load-allow-lag",
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-kubeconfig={kubeconfig}",
+        "--seldon-deployment=iris",
+        "--load-allow-lag",
     )
     result.assert_outcomes(passed=2)
     assert TOKEN not in result.stdout.str()
@@ -333,11 +378,13 @@ def test_a_failed_deployment_errors_the_test_with_its_status(
 ):
     emulator.create_deployment("iris", namespace, state="Failed", description="no model found")
     inner.makepyfile(test_iris="def test_it(seldon_endpoint):\n    pass\n")
-    result = inner.runpytest("-p", "no:cacheprovider", f"--seldon-kubeconfig={kubeconfig}",
-                             "--seldon-deployment=iris")
+    result = inner.runpytest(
+        "-p", "no:cacheprovider", f"--seldon-kubeconfig={kubeconfig}", "--seldon-deployment=iris"
+    )
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*SeldonDeployment {namespace}/iris is Failed*",
-                                 "*description: no model found*"])
+    result.stdout.fnmatch_lines(
+        [f"*SeldonDeployment {namespace}/iris is Failed*", "*description: no model found*"]
+    )
 
 
 def test_cluster_options_are_checked_and_named(inner):
@@ -358,10 +405,13 @@ def test_an_api_server_without_exec_websockets_is_named_as_such(kubeconfig, name
     from pytest_seldon_load.cluster.transport import KubernetesTransport
 
     connection = connect(KubeSettings(kubeconfig=str(kubeconfig)))
-    k8s.CoreV1Api(connection.api).create_namespaced_pod(namespace, {
-        "metadata": {"name": "idle"},
-        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
-    })
+    k8s.CoreV1Api(connection.api).create_namespaced_pod(
+        namespace,
+        {
+            "metadata": {"name": "idle"},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+        },
+    )
     transport = KubernetesTransport(connection)
     with pytest.raises(ClusterError) as failure:
         transport.exec(namespace, "idle", ["true"], timeout=10)

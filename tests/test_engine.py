@@ -83,14 +83,16 @@ def test_fixed_delay_server_is_measured_at_its_delay(v2_replay):
 
 
 @pytest.mark.parametrize(
-    "settings", [EngineSettings(max_in_flight=1), EngineSettings(connections=1)],
+    "settings",
+    [EngineSettings(max_in_flight=1), EngineSettings(connections=1)],
     ids=["max_in_flight=1", "connections=1"],
 )
 def test_a_stall_shows_in_corrected_latency_not_in_service_time(v2_replay, settings):
     stall = StallOnce(after=1.0, hold=1.0)
     with ServerThread(stall) as server:
-        result = run_load(SeldonEndpoint(server.url), v2_replay, rate=100, duration=2.5,
-                          settings=settings)
+        result = run_load(
+            SeldonEndpoint(server.url), v2_replay, rate=100, duration=2.5, settings=settings
+        )
     assert stall.stalled
     assert_accounted(result)
     assert result.errors == 0
@@ -157,8 +159,9 @@ def test_mixed_server_error_rate(v2_replay):
 
 def test_connection_refused_is_counted_not_raised(v2_replay):
     with ClosedPort() as port:
-        result, elapsed = timed(endpoint=SeldonEndpoint(port.url), replay=v2_replay, rate=50,
-                                duration=1)
+        result, elapsed = timed(
+            endpoint=SeldonEndpoint(port.url), replay=v2_replay, rate=50, duration=1
+        )
     assert elapsed < 1 + 3
     assert_accounted(result)
     assert result.requests == 50
@@ -169,8 +172,13 @@ def test_connection_refused_is_counted_not_raised(v2_replay):
 
 def test_a_server_hanging_up_is_counted_as_disconnected(v2_replay):
     with ServerThread(hang_up) as server:
-        result, elapsed = timed(endpoint=SeldonEndpoint(server.url), replay=v2_replay, rate=20,
-                                duration=1, settings=EngineSettings(timeout=1.0))
+        result, elapsed = timed(
+            endpoint=SeldonEndpoint(server.url),
+            replay=v2_replay,
+            rate=20,
+            duration=1,
+            settings=EngineSettings(timeout=1.0),
+        )
     assert elapsed < 1 + 3
     assert_accounted(result)
     assert result.requests == 20
@@ -180,8 +188,13 @@ def test_a_server_hanging_up_is_counted_as_disconnected(v2_replay):
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_body_cut_short_is_an_error(v2_replay, chunked):
     with ServerThread(cut_short(chunked)) as server:
-        result = run_load(SeldonEndpoint(server.url), v2_replay, rate=10, duration=1,
-                          settings=EngineSettings(timeout=1.0))
+        result = run_load(
+            SeldonEndpoint(server.url),
+            v2_replay,
+            rate=10,
+            duration=1,
+            settings=EngineSettings(timeout=1.0),
+        )
     assert_accounted(result)
     assert result.requests == 10
     assert result.ok == 0
@@ -192,8 +205,13 @@ def test_a_body_cut_short_is_an_error(v2_replay, chunked):
 def test_head_requests_complete(tmp_path):
     replay = write_replay(tmp_path / "head.txt", ["HEAD /v2/health/ready"])
     with ServerThread(fixed(200, V2_OK)) as server:
-        result = run_load(SeldonEndpoint(server.url), replay, rate=10, duration=1,
-                          settings=EngineSettings(timeout=0.5))
+        result = run_load(
+            SeldonEndpoint(server.url),
+            replay,
+            rate=10,
+            duration=1,
+            settings=EngineSettings(timeout=0.5),
+        )
     assert result.error_kinds == {}
     assert result.ok == 10
     assert result.status_codes == {200: 10}
@@ -201,8 +219,13 @@ def test_head_requests_complete(tmp_path):
 
 def test_timeouts_are_errors_and_the_run_ends_in_bounded_time(v2_replay):
     with ServerThread(delayed(2.0)) as server:
-        result, elapsed = timed(endpoint=SeldonEndpoint(server.url), replay=v2_replay, rate=20,
-                                duration=1, settings=EngineSettings(timeout=0.3))
+        result, elapsed = timed(
+            endpoint=SeldonEndpoint(server.url),
+            replay=v2_replay,
+            rate=20,
+            duration=1,
+            settings=EngineSettings(timeout=0.3),
+        )
     assert elapsed < 1 + 3
     assert_accounted(result)
     assert result.requests == 20
@@ -216,8 +239,14 @@ def test_constant_rate_is_held(v2_replay):
     handler = Recording()
     with ServerThread(handler) as server:
         # Punctuality is judged loosely: other tests share the two cores with this one.
-        result = run_load(SeldonEndpoint(server.url), v2_replay, rate=200, duration=5,
-                          arrival="constant", settings=EngineSettings(lag_threshold_ms=50))
+        result = run_load(
+            SeldonEndpoint(server.url),
+            v2_replay,
+            rate=200,
+            duration=5,
+            arrival="constant",
+            settings=EngineSettings(lag_threshold_ms=50),
+        )
     assert_accounted(result)
     assert result.scheduled == 1000
     assert abs(result.requests - 1000) <= 10
@@ -247,8 +276,13 @@ def test_a_backlog_behind_a_full_pool_is_the_servers_delay_not_the_generators(v2
     latency holds the wait, and the generator is not blamed for it."""
     stall = StallOnce(after=1.0, hold=1.0)
     with ServerThread(stall) as server:
-        result = run_load(SeldonEndpoint(server.url), v2_replay, rate=100, duration=3,
-                          settings=EngineSettings(connections=4, lag_threshold_ms=50))
+        result = run_load(
+            SeldonEndpoint(server.url),
+            v2_replay,
+            rate=100,
+            duration=3,
+            settings=EngineSettings(connections=4, lag_threshold_ms=50),
+        )
     assert stall.stalled
     assert_accounted(result)
     assert result.errors == 0
@@ -284,8 +318,9 @@ def test_a_saturated_event_loop_is_flagged_even_when_sends_look_punctual(v2_repl
     with ServerThread(fixed(200, V2_OK)) as server:
         endpoint = SeldonEndpoint(server.url)
         calm = run_load(endpoint, v2_replay, rate=50, duration=1, settings=settings)
-        busy = run_load(endpoint, v2_replay, rate=50, duration=1, settings=settings,
-                        companion=BusyLoop)
+        busy = run_load(
+            endpoint, v2_replay, rate=50, duration=1, settings=settings, companion=BusyLoop
+        )
     assert 0 < calm.health.busy_fraction < 0.4 and calm.kept_up
     assert busy.health.busy_fraction > 0.4, busy.health
     assert busy.health.saturated and not busy.kept_up
@@ -295,7 +330,10 @@ def test_a_saturated_event_loop_is_flagged_even_when_sends_look_punctual(v2_repl
 def test_in_flight_bound_makes_requests_wait_and_lose_their_slot(v2_replay):
     with ServerThread(delayed(0.200)) as server:
         result, elapsed = timed(
-            endpoint=SeldonEndpoint(server.url), replay=v2_replay, rate=50, duration=2,
+            endpoint=SeldonEndpoint(server.url),
+            replay=v2_replay,
+            rate=50,
+            duration=2,
             settings=EngineSettings(max_in_flight=2, timeout=0.5),
         )
     assert elapsed < 2 + 0.5 + 3
@@ -322,11 +360,19 @@ def test_split_schedule_adds_up_exactly(tmp_path):
     with ServerThread(Recording()) as server:
         single = run_load(SeldonEndpoint(server.url), replay, **kwargs)
     handlers = [Recording(), Recording()]
-    with ServerThread(handlers[0]) as s0, ServerThread(handlers[1]) as s1, \
-            ThreadPoolExecutor(2) as pool:
+    with (
+        ServerThread(handlers[0]) as s0,
+        ServerThread(handlers[1]) as s1,
+        ThreadPoolExecutor(2) as pool,
+    ):
         futures = [
-            pool.submit(run_load, SeldonEndpoint(url), replay,
-                        settings=EngineSettings(part=part, parts=2), **kwargs)
+            pool.submit(
+                run_load,
+                SeldonEndpoint(url),
+                replay,
+                settings=EngineSettings(part=part, parts=2),
+                **kwargs,
+            )
             for part, url in enumerate((s0.url, s1.url))
         ]
         parts = [f.result() for f in futures]
@@ -397,8 +443,9 @@ def test_requests_carry_path_prefix_headers_and_body(tmp_path):
     replay = write_replay(tmp_path / "mixed.txt", bodies)
     handler = Recording()
     with ServerThread(handler) as server:
-        endpoint = SeldonEndpoint(f"{server.url}/seldon/ns/iris/",
-                                  headers={"Authorization": "Bearer t0k3n"})
+        endpoint = SeldonEndpoint(
+            f"{server.url}/seldon/ns/iris/", headers={"Authorization": "Bearer t0k3n"}
+        )
         result = run_load(endpoint, replay, rate=30, duration=1)
     assert_accounted(result)
     assert result.ok == 30
@@ -440,8 +487,11 @@ def test_bad_engine_settings_are_refused(kwargs, match):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"duration": 0}, "duration"), ({"duration": 1, "warmup": -1}, "warmup"),
-     ({"duration": 1, "arrival": "bursty"}, "arrival")],
+    [
+        ({"duration": 0}, "duration"),
+        ({"duration": 1, "warmup": -1}, "warmup"),
+        ({"duration": 1, "arrival": "bursty"}, "arrival"),
+    ],
 )
 def test_bad_run_arguments_are_refused_before_sending(v2_replay, kwargs, match):
     with ClosedPort() as port, pytest.raises(ValueError, match=match):

@@ -41,8 +41,12 @@ IRIS = [{"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(
 MIXED = [
     {"name": "x", "type": "numeric", "min": -2.5, "max": 7},
     {"name": "n", "type": "integer", "min": -3, "max": 3},
-    {"name": "colour", "type": "categorical", "values": ["red", "green", "blue"],
-     "weights": [1, 2, 7]},
+    {
+        "name": "colour",
+        "type": "categorical",
+        "values": ["red", "green", "blue"],
+        "weights": [1, 2, 7],
+    },
     {"name": "k", "type": "constant", "value": "a b&c/ü"},
     {"name": "g", "type": "normal", "mean": 10, "std": 4, "clip": [8, 12]},
 ]
@@ -61,8 +65,11 @@ def all_rows(features, num, **kwargs) -> list[list]:
 def original_script_line(values: dict, key: str, endpoint: str = "seldon-server") -> str:
     """What Seldon's create_prediction_replay.py wrote for these values (its template)."""
     template = "http://%ENDPOINT%/js/predict?json=%JSON%&consumer_key=%KEY%&jsonpCallback=j"
-    return (template.replace("%ENDPOINT%", endpoint).replace("%KEY%", key)
-            .replace("%JSON%", quote_plus(json.dumps(values))))
+    return (
+        template.replace("%ENDPOINT%", endpoint)
+        .replace("%KEY%", key)
+        .replace("%JSON%", quote_plus(json.dumps(values)))
+    )
 
 
 # --- legacy: byte for byte ---------------------------------------------------------------
@@ -75,16 +82,25 @@ def test_legacy_line_matches_the_documented_literal(tmp_path):
     ]
     out = tmp_path / "p.replay"
     write_prediction_replay(out, protocol="legacy", features=features, num=2, consumer_key="KEY")
-    expected = ("http://seldon-server/js/predict?json=%7B%22f1%22%3A+0.67%2C+%22f2%22%3A+4.23%7D"
-                "&consumer_key=KEY&jsonpCallback=j")
+    expected = (
+        "http://seldon-server/js/predict?json=%7B%22f1%22%3A+0.67%2C+%22f2%22%3A+4.23%7D"
+        "&consumer_key=KEY&jsonpCallback=j"
+    )
     assert lines_of(out) == [expected, expected]
     assert out.read_bytes().endswith(b"j\n")
 
 
 def test_legacy_lines_equal_the_original_script_output(tmp_path):
     out = tmp_path / "iris.replay"
-    replay = write_prediction_replay(out, protocol="legacy", features=IRIS, num=500, seed=7,
-                                     consumer_key=KEY, endpoint_host="seldon-server:8080")
+    replay = write_prediction_replay(
+        out,
+        protocol="legacy",
+        features=IRIS,
+        num=500,
+        seed=7,
+        consumer_key=KEY,
+        endpoint_host="seldon-server:8080",
+    )
     assert replay.count == 500
     rows = all_rows(IRIS, 500, seed=7)
     for line, row in zip(lines_of(out), rows, strict=True):
@@ -102,8 +118,9 @@ def test_legacy_encodes_every_kind_of_value_like_json_dumps(tmp_path):
         {"name": "naïve key", "type": "constant", "value": 2},
     ]
     out = tmp_path / "mixed.replay"
-    write_prediction_replay(out, protocol="legacy", features=features, num=300, seed=3,
-                            consumer_key=KEY)
+    write_prediction_replay(
+        out, protocol="legacy", features=features, num=300, seed=3, consumer_key=KEY
+    )
     names = [f["name"] for f in features]
     for line, row in zip(lines_of(out), all_rows(features, 300, seed=3), strict=True):
         assert line == legacy_predict_line(dict(zip(names, row, strict=True)), KEY)
@@ -115,16 +132,24 @@ def test_legacy_encodes_every_kind_of_value_like_json_dumps(tmp_path):
 
 def test_recommendation_pair_matches_the_documented_literals(tmp_path):
     out = tmp_path / "r.replay"
-    write_recommendation_replay(out, items=["1210"], num_actions=1, num_users=1,
-                                click_probability=0.0, consumer_key="KEY")
+    write_recommendation_replay(
+        out, items=["1210"], num_actions=1, num_users=1, click_probability=0.0, consumer_key="KEY"
+    )
     assert lines_of(out) == [
         "http://seldon-server/js/recommendations?consumer_key=KEY&user=1&item=1210&limit=10"
         "&jsonpCallback=j",
         "http://seldon-server/js/action/new?consumer_key=KEY&user=1&item=1210&type=1"
         "&jsonpCallback=j",
     ]
-    write_recommendation_replay(out, items=["1210"], num_actions=1, num_users=1, item_type=3,
-                                click_probability=1.0, consumer_key="KEY")
+    write_recommendation_replay(
+        out,
+        items=["1210"],
+        num_actions=1,
+        num_users=1,
+        item_type=3,
+        click_probability=1.0,
+        consumer_key="KEY",
+    )
     assert lines_of(out)[1] == (
         "http://seldon-server/js/action/new?consumer_key=KEY&user=1&item=1210&type=3&rlabs=1"
         "&jsonpCallback=j"
@@ -135,8 +160,9 @@ def test_recommendation_pairs_users_items_and_click_ratio(tmp_path):
     items = [str(i) for i in range(1000, 1050)] + ["a b", "x&y", "ü/é"]
     calls, users = 20_000, 300
     out = tmp_path / "r.replay"
-    replay = write_recommendation_replay(out, items=items, num_actions=calls, num_users=users,
-                                         consumer_key=KEY, seed=11)
+    replay = write_recommendation_replay(
+        out, items=items, num_actions=calls, num_users=users, consumer_key=KEY, seed=11
+    )
     assert replay.count == 2 * calls
     lines = lines_of(out)
     assert len(lines) == 2 * calls
@@ -167,16 +193,19 @@ def test_recommendation_pairs_users_items_and_click_ratio(tmp_path):
 def test_recommendation_same_seed_same_bytes(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for path, seed in ((a, 5), (b, 5), (c, 6)):
-        write_recommendation_replay(path, items=["1", "2", "3"], num_actions=200,
-                                    consumer_key=KEY, seed=seed)
+        write_recommendation_replay(
+            path, items=["1", "2", "3"], num_actions=200, consumer_key=KEY, seed=seed
+        )
     assert a.read_bytes() == b.read_bytes() != c.read_bytes()
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"size":2,"requested":2,"list":[{"id":"1210","name":"x"},{"id":"1211"}]}',
-         ["1210", "1211"]),
+        (
+            '{"size":2,"requested":2,"list":[{"id":"1210","name":"x"},{"id":"1211"}]}',
+            ["1210", "1211"],
+        ),
         ('[{"id": 7}, {"id": "b"}]', ["7", "b"]),
         ('["1", 2, "three"]', ["1", "2", "three"]),
         ("1210\n1211\n\n# comment\nabc def\n", ["1210", "1211", "abc def"]),
@@ -217,7 +246,7 @@ def test_v1_lines_are_the_intended_requests(tmp_path, batch):
     requests = list(ReplayFile(out))
     assert len(requests) == 40
     for number, request in enumerate(requests):
-        expected_rows = rows[number * batch:(number + 1) * batch]
+        expected_rows = rows[number * batch : (number + 1) * batch]
         assert request.method == "POST" and request.path == "/api/v1.0/predictions"
         assert request == v1_request(expected_rows, names)
         assert json.loads(request.body)["data"]["ndarray"] == expected_rows
@@ -228,8 +257,9 @@ def test_v1_tensor_form(tmp_path):
     write_prediction_replay(out, protocol="v1", features=IRIS, num=10, batch=2, tensor=True)
     rows = all_rows(IRIS, 20)
     for number, request in enumerate(ReplayFile(out)):
-        expected = v1_request(rows[2 * number:2 * number + 2], ["f1", "f2", "f3", "f4"],
-                              tensor=True)
+        expected = v1_request(
+            rows[2 * number : 2 * number + 2], ["f1", "f2", "f3", "f4"], tensor=True
+        )
         assert request.to_line() == expected.to_line()
         assert json.loads(request.body)["data"]["tensor"]["shape"] == [2, 4]
 
@@ -237,26 +267,41 @@ def test_v1_tensor_form(tmp_path):
 @pytest.mark.parametrize("batch", [1, 4])
 def test_v2_numeric_rows_travel_as_one_fp64_input(tmp_path, batch):
     out = tmp_path / "v2.replay"
-    write_prediction_replay(out, protocol="v2", features=IRIS, num=25, batch=batch,
-                            outputs=["predict_proba"], seldon_model_header="iris")
+    write_prediction_replay(
+        out,
+        protocol="v2",
+        features=IRIS,
+        num=25,
+        batch=batch,
+        outputs=["predict_proba"],
+        seldon_model_header="iris",
+    )
     rows = all_rows(IRIS, 25 * batch)
     for number, request in enumerate(ReplayFile(out)):
-        chunk = rows[number * batch:(number + 1) * batch]
-        expected = v2_request("iris", chunk, datatype="FP64", outputs=["predict_proba"],
-                              headers=[("Seldon-Model", "iris")])
+        chunk = rows[number * batch : (number + 1) * batch]
+        expected = v2_request(
+            "iris",
+            chunk,
+            datatype="FP64",
+            outputs=["predict_proba"],
+            headers=[("Seldon-Model", "iris")],
+        )
         assert request == expected
         assert request.to_line() == expected.to_line()
         document = json.loads(request.body)
         assert document["inputs"][0]["shape"] == [batch, 4]
         assert len(document["inputs"][0]["data"]) == batch * 4
     first = lines_of(out)[0]
-    assert first.startswith("POST /v2/models/iris/infer Seldon-Model:iris "
-                            "Content-Type:application/json {")
+    assert first.startswith(
+        "POST /v2/models/iris/infer Seldon-Model:iris Content-Type:application/json {"
+    )
 
 
 def test_v2_integers_are_int64_and_mixed_numbers_fp64(tmp_path):
-    ints = [{"name": "a", "type": "integer", "min": 0, "max": 9},
-            {"name": "b", "type": "constant", "value": 4}]
+    ints = [
+        {"name": "a", "type": "integer", "min": 0, "max": 9},
+        {"name": "b", "type": "constant", "value": 4},
+    ]
     out = tmp_path / "i.replay"
     write_prediction_replay(out, protocol="v2", features=ints, num=5)
     document = json.loads(next(iter(ReplayFile(out))).body)
@@ -282,7 +327,7 @@ def test_v2_mixed_types_travel_as_one_input_per_feature(tmp_path, batch):
     names = [f["name"] for f in features]
     types = ["FP64", "INT64", "BYTES", "BYTES", "FP64", "BOOL"]
     for number, request in enumerate(ReplayFile(out)):
-        chunk = rows[number * batch:(number + 1) * batch]
+        chunk = rows[number * batch : (number + 1) * batch]
         columns = [(name, [row[i] for row in chunk]) for i, name in enumerate(names)]
         assert request == v2_request_columns("iris", columns, datatypes=types)
         inputs = json.loads(request.body)["inputs"]
@@ -305,8 +350,9 @@ def test_values_stay_within_their_specs():
 
 
 def test_zero_weight_values_are_never_drawn():
-    spec = [{"name": "c", "type": "categorical", "values": ["a", "b", "never"],
-             "weights": [1, 1, 0]}]
+    spec = [
+        {"name": "c", "type": "categorical", "values": ["a", "b", "never"], "weights": [1, 1, 0]}
+    ]
     assert {row[0] for row in all_rows(spec, 5000)} == {"a", "b"}
 
 
@@ -318,12 +364,15 @@ def test_normal_without_clip_has_its_mean_and_std():
 
 def test_same_seed_same_bytes_and_rows_independent_of_batch_and_protocol(tmp_path):
     paths = {name: tmp_path / name for name in ("a", "b", "c", "v1", "v2")}
-    write_prediction_replay(paths["a"], protocol="legacy", features=MIXED, num=300, seed=42,
-                            consumer_key=KEY)
-    write_prediction_replay(paths["b"], protocol="legacy", features=MIXED, num=300, seed=42,
-                            consumer_key=KEY)
-    write_prediction_replay(paths["c"], protocol="legacy", features=MIXED, num=300, seed=43,
-                            consumer_key=KEY)
+    write_prediction_replay(
+        paths["a"], protocol="legacy", features=MIXED, num=300, seed=42, consumer_key=KEY
+    )
+    write_prediction_replay(
+        paths["b"], protocol="legacy", features=MIXED, num=300, seed=42, consumer_key=KEY
+    )
+    write_prediction_replay(
+        paths["c"], protocol="legacy", features=MIXED, num=300, seed=43, consumer_key=KEY
+    )
     assert paths["a"].read_bytes() == paths["b"].read_bytes() != paths["c"].read_bytes()
 
     write_prediction_replay(paths["v1"], protocol="v1", features=IRIS, num=60, seed=42)
@@ -359,10 +408,15 @@ def test_no_seed_gives_fresh_values():
 
 def test_csv_dataset_rows_are_sampled_whole(tmp_path):
     csv_path = tmp_path / "iris.csv"
-    data = [(5.1, 3.5, 1.4, 0.2, "setosa"), (7.0, 3.2, 4.7, 1.4, "versicolor"),
-            (6.3, 3.3, 6.0, 2.5, "virginica")]
-    csv_path.write_text("sepal_length,sepal_width,petal_length,petal_width,species\n"
-                        + "".join(",".join(map(str, row)) + "\n" for row in data))
+    data = [
+        (5.1, 3.5, 1.4, 0.2, "setosa"),
+        (7.0, 3.2, 4.7, 1.4, "versicolor"),
+        (6.3, 3.3, 6.0, 2.5, "virginica"),
+    ]
+    csv_path.write_text(
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        + "".join(",".join(map(str, row)) + "\n" for row in data)
+    )
     names, chunks = prediction_rows(None, 300, dataset=csv_path)
     assert names == ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
     sampled = [tuple(row) for chunk in chunks for row in chunk.tolist()]
@@ -402,8 +456,11 @@ def test_numpy_and_headerless_csv_datasets(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "index", "problem"),
     [
-        ({"name": "f1", "type": "numeric", "min": 5, "max": 1}, 2,
-         "min (5) is greater than max (1)"),
+        (
+            {"name": "f1", "type": "numeric", "min": 5, "max": 1},
+            2,
+            "min (5) is greater than max (1)",
+        ),
         ({"name": "f1", "type": "fancy"}, 2, 'unknown type "fancy"'),
         ({"name": "f1", "min": 0, "max": 1}, 2, 'needs "type"'),
         ({"type": "numeric", "min": 0, "max": 1}, 2, 'needs "name"'),
@@ -412,18 +469,29 @@ def test_numpy_and_headerless_csv_datasets(tmp_path):
         ({"name": "f1", "type": "numeric", "min": 0, "max": 1, "mx": 2}, 2, 'unknown key "mx"'),
         ({"name": "f1", "type": "integer", "min": 0.5, "max": 1}, 2, "whole number"),
         ({"name": "f1", "type": "categorical", "values": []}, 2, "non-empty list"),
-        ({"name": "f1", "type": "categorical", "values": ["a"], "weights": [1, 2]}, 2,
-         "list of 1 numbers"),
-        ({"name": "f1", "type": "categorical", "values": ["a", "b"], "weights": [0, 0]}, 2,
-         "all be zero"),
-        ({"name": "f1", "type": "categorical", "values": ["a", "b"], "weights": [1, -1]}, 2,
-         ">= 0"),
+        (
+            {"name": "f1", "type": "categorical", "values": ["a"], "weights": [1, 2]},
+            2,
+            "list of 1 numbers",
+        ),
+        (
+            {"name": "f1", "type": "categorical", "values": ["a", "b"], "weights": [0, 0]},
+            2,
+            "all be zero",
+        ),
+        (
+            {"name": "f1", "type": "categorical", "values": ["a", "b"], "weights": [1, -1]},
+            2,
+            ">= 0",
+        ),
         ({"name": "f1", "type": "normal", "mean": 0, "std": -1}, 2, "must not be negative"),
-        ({"name": "f1", "type": "normal", "mean": 0, "std": 1, "clip": [3, 1]}, 2,
-         "clip low (3) is greater"),
+        (
+            {"name": "f1", "type": "normal", "mean": 0, "std": 1, "clip": [3, 1]},
+            2,
+            "clip low (3) is greater",
+        ),
         ({"name": "f1", "type": "constant"}, 2, 'needs "value"'),
-        ({"name": "a", "type": "numeric", "min": 0, "max": 1}, 2,
-         "already used by feature 1"),
+        ({"name": "a", "type": "numeric", "min": 0, "max": 1}, 2, "already used by feature 1"),
         ("f1", 2, "must be a JSON object"),
     ],
 )
@@ -485,8 +553,20 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_partial(tmp_path, monke
 
 def test_key_from_seldon_cli_output(tmp_path):
     path = tmp_path / "key.json"
-    path.write_text(json.dumps([{"db": "ClientDB", "client": "iris", "key": KEY,
-                                 "secret": "S3cretS3cret", "scope": "js"}]) + "\n")
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "db": "ClientDB",
+                    "client": "iris",
+                    "key": KEY,
+                    "secret": "S3cretS3cret",
+                    "scope": "js",
+                }
+            ]
+        )
+        + "\n"
+    )
     assert load_consumer_key(str(path)) == KEY
     assert load_consumer_key(path) == KEY
     assert redact_text(f"sent {KEY} and S3cretS3cret") == "sent *** and ***"
@@ -495,18 +575,26 @@ def test_key_from_seldon_cli_output(tmp_path):
 def test_a_key_file_path_works_in_the_python_api_as_on_the_command_line(tmp_path):
     keys = tmp_path / "key.json"
     keys.write_text(json.dumps([{"client": "iris", "key": KEY, "scope": "js"}]))
-    prediction = write_prediction_replay(tmp_path / "p.replay", protocol="legacy",
-                                         features=IRIS, num=3, consumer_key=keys)
-    recommendation = write_recommendation_replay(tmp_path / "r.replay", items=["7"],
-                                                 num_actions=2, consumer_key=keys)
+    prediction = write_prediction_replay(
+        tmp_path / "p.replay", protocol="legacy", features=IRIS, num=3, consumer_key=keys
+    )
+    recommendation = write_recommendation_replay(
+        tmp_path / "r.replay", items=["7"], num_actions=2, consumer_key=keys
+    )
     for replay in (prediction, recommendation):
         lines = replay.path.read_text().splitlines()
-        assert lines and all(parse_qs(urlsplit(line).query)["consumer_key"] == [KEY]
-                             for line in lines)
+        assert lines and all(
+            parse_qs(urlsplit(line).query)["consumer_key"] == [KEY] for line in lines
+        )
         assert str(keys) not in replay.path.read_text()
     with pytest.raises(ConsumerKeyError, match="no such file"):
-        write_prediction_replay(tmp_path / "x.replay", protocol="legacy", features=IRIS,
-                                num=1, consumer_key=tmp_path / "missing.json")
+        write_prediction_replay(
+            tmp_path / "x.replay",
+            protocol="legacy",
+            features=IRIS,
+            num=1,
+            consumer_key=tmp_path / "missing.json",
+        )
     assert not (tmp_path / "x.replay").exists()
 
 
@@ -550,17 +638,20 @@ def test_legacy_judge_knows_seldon_server_errors():
     error = b'j({"error_id":3,"error_msg":"Invalid consumer key","http_response":401})'
     assert judge("legacy", 200, error) == "seldon_failure"
     assert judge("legacy", 200, b"/**/" + error + b";") == "seldon_failure"
-    ok = (b'j({"meta":{"puid":"a","modelName":"iris","variation":"default"},'
-          b'"predictions":[{"prediction":1.0,"predictedClass":"1","confidence":1.0}]})')
+    ok = (
+        b'j({"meta":{"puid":"a","modelName":"iris","variation":"default"},'
+        b'"predictions":[{"prediction":1.0,"predictedClass":"1","confidence":1.0}]})'
+    )
     assert judge("legacy", 200, ok) is None
     assert judge("legacy", 200, b'j({"size":1,"list":[{"id":"1","name":"error log"}]})') is None
-    assert unwrap_jsonp(b"/**/j({\"a\":1});") == b'{"a":1}'
+    assert unwrap_jsonp(b'/**/j({"a":1});') == b'{"a":1}'
     assert unwrap_jsonp(b'{"a":1}') == b'{"a":1}'
 
 
 def test_generated_lines_parse_one_by_one():
-    line = ("http://seldon-server/js/predict?json=%7B%22f1%22%3A+0.67%7D&consumer_key=K"
-            "&jsonpCallback=j")
+    line = (
+        "http://seldon-server/js/predict?json=%7B%22f1%22%3A+0.67%7D&consumer_key=K&jsonpCallback=j"
+    )
     request = parse_line(line)
     assert request.method == "GET"
     assert request.path == "/js/predict?json=%7B%22f1%22%3A+0.67%7D&consumer_key=K&jsonpCallback=j"

@@ -16,7 +16,9 @@ IRIS = [json.dumps({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5}) for
 def seldon_load(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest_seldon_load.cli", *arguments],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -33,8 +35,18 @@ def test_cli_v2_replay_runs_clean_against_mlserver(
 ):
     path = tmp_path / "iris-v2.replay"
     features = [arg for feature in IRIS for arg in ("--feature", feature)]
-    written = seldon_load("replay", "prediction", "--protocol", "v2", "--model", "iris",
-                          "--replay", str(path), *features, *options)
+    written = seldon_load(
+        "replay",
+        "prediction",
+        "--protocol",
+        "v2",
+        "--model",
+        "iris",
+        "--replay",
+        str(path),
+        *features,
+        *options,
+    )
     assert written.returncode == 0, written.stderr
     checked = seldon_load("replay", "check", str(path))
     assert checked.returncode == 0, checked.stderr
@@ -42,8 +54,16 @@ def test_cli_v2_replay_runs_clean_against_mlserver(
 
     replay = replay_file.load(path)
     # Punctuality is judged loosely: other tests share the two cores with this one.
-    result = load_run(seldon_local, replay, rate=80, duration=1.5, warmup=0.25, seed=1,
-                      connections=8, lag_threshold_ms=50)
+    result = load_run(
+        seldon_local,
+        replay,
+        rate=80,
+        duration=1.5,
+        warmup=0.25,
+        seed=1,
+        connections=8,
+        lag_threshold_ms=50,
+    )
     assert result.requests > 0
     assert result.errors == 0, result.error_kinds
     assert result.status_codes == {200: result.requests}

@@ -196,8 +196,11 @@ def test_request_bytes_get_without_body_has_no_content_length():
 def test_request_bytes_post_with_body_and_headers():
     body = '{"x": "é"}'.encode()
     data = request_bytes(
-        "POST", "/v2/models/iris/infer", "seldon:8080",
-        {"Content-Type": "application/json", "Seldon-Model": "iris"}, body,
+        "POST",
+        "/v2/models/iris/infer",
+        "seldon:8080",
+        {"Content-Type": "application/json", "Seldon-Model": "iris"},
+        body,
     )
     assert data == (
         b"POST /v2/models/iris/infer HTTP/1.1\r\n"
@@ -234,9 +237,7 @@ def test_request_bytes_rejects_line_breaks_in_headers(headers):
         request_bytes("POST", "/", "h", headers, b"{}")
 
 
-@pytest.mark.parametrize(
-    ("name", "value"), [("Host", "other:1"), ("Content-Length", "3")]
-)
+@pytest.mark.parametrize(("name", "value"), [("Host", "other:1"), ("Content-Length", "3")])
 def test_request_bytes_never_sends_a_framing_header_twice(name, value):
     try:
         data = request_bytes("POST", "/", "h:1", {name: value}, b"hello")
@@ -248,15 +249,20 @@ def test_request_bytes_never_sends_a_framing_header_twice(name, value):
 
 def test_simple_response_is_reported_with_status_body_and_times():
     async def scenario() -> None:
-        async with RawServer(keep_alive(lambda _h: response(b"hello body"))) as server, \
-                pool_for(server.url) as pool:
+        async with (
+            RawServer(keep_alive(lambda _h: response(b"hello body"))) as server,
+            pool_for(server.url) as pool,
+        ):
             results = Results()
             payload = request_bytes("POST", "/infer", pool.host_header, None, b"{}")
             submitted = perf_counter()
             pool.submit(payload, results, "ctx")
             [call] = await results.wait(1)
             assert (call.context, call.status, call.body, call.error) == (
-                "ctx", 200, b"hello body", None,
+                "ctx",
+                200,
+                b"hello body",
+                None,
             )
             assert submitted <= call.written_at <= call.done_at <= perf_counter()
             assert server.accepted == 1
@@ -307,8 +313,10 @@ def test_chunked_body_is_reassembled_and_the_connection_kept():
     )
 
     async def scenario() -> None:
-        async with RawServer(keep_alive(lambda _h: chunked)) as server, \
-                pool_for(server.url) as pool:
+        async with (
+            RawServer(keep_alive(lambda _h: chunked)) as server,
+            pool_for(server.url) as pool,
+        ):
             results = Results()
             for i in range(2):
                 pool.submit(get(pool), results, i)
@@ -338,9 +346,7 @@ def test_connection_close_response_is_not_reused(server_closes):
             for i in range(3):
                 pool.submit(get(pool), results, i)
                 await results.wait(i + 1)
-            assert [(c.status, c.body, c.error) for c in results.calls] == [
-                (200, b"bye", None)
-            ] * 3
+            assert [(c.status, c.body, c.error) for c in results.calls] == [(200, b"bye", None)] * 3
             assert server.accepted == 3
             if not server_closes:
                 for _ in range(100):
@@ -504,7 +510,8 @@ def test_an_unsolicited_response_does_not_answer_the_next_request():
             pool.submit(get(pool), results, 2)
             calls = await results.wait(2)
             assert [(c.context, c.body, c.error) for c in calls] == [
-                (1, b"asked", None), (2, b"second", None),
+                (1, b"asked", None),
+                (2, b"second", None),
             ]
             assert server.accepted == 2
 
@@ -587,7 +594,10 @@ def test_timeout_aborts_the_connection_and_calls_back_once():
             pool.submit(get(pool), results, "next")
             after = (await results.wait(2))[1]
             assert (after.context, after.status, after.body, after.error) == (
-                "next", 200, b"on time", None,
+                "next",
+                200,
+                b"on time",
+                None,
             )
             assert server.accepted == 2
 
@@ -606,7 +616,8 @@ def test_requests_waiting_for_a_connection_time_out_too():
             pool.submit(get(pool), results, "waiting")
             calls = await results.wait(2)
             assert {c.context: c.error for c in calls} == {
-                "written": "timeout", "waiting": "timeout",
+                "written": "timeout",
+                "waiting": "timeout",
             }
             waiting = next(c for c in calls if c.context == "waiting")
             assert waiting.written_at == waiting.done_at
@@ -741,8 +752,13 @@ def test_close_fails_pending_and_waiting_requests_once(when):
 @pytest.mark.parametrize(
     ("url", "host", "port", "host_header", "prefix"),
     [
-        ("http://127.0.0.1:8080/seldon/ns/iris/", "127.0.0.1", 8080, "127.0.0.1:8080",
-         "/seldon/ns/iris"),
+        (
+            "http://127.0.0.1:8080/seldon/ns/iris/",
+            "127.0.0.1",
+            8080,
+            "127.0.0.1:8080",
+            "/seldon/ns/iris",
+        ),
         ("http://127.0.0.1:8080", "127.0.0.1", 8080, "127.0.0.1:8080", ""),
         ("http://Seldon.Example:80/api", "seldon.example", 80, "seldon.example", "/api"),
         ("http://seldon.example/", "seldon.example", 80, "seldon.example", ""),
@@ -756,7 +772,10 @@ def test_base_url_gives_host_header_port_and_path_prefix(url, host, port, host_h
     async def scenario() -> None:
         pool = HttpPool(url, connections=1, timeout=1.0)
         assert (pool.host, pool.port, pool.host_header, pool.path_prefix) == (
-            host, port, host_header, prefix,
+            host,
+            port,
+            host_header,
+            prefix,
         )
         pool.close()
 
@@ -792,16 +811,23 @@ def test_prefixed_request_reaches_an_aiohttp_server():
         async with aiohttp_server(handler) as url, pool_for(url + "/seldon/ns/iris/") as pool:
             results = Results()
             payload = request_bytes(
-                "POST", pool.path_prefix + "/v2/models/iris/infer", pool.host_header,
-                {"Content-Type": "application/json"}, b'{"inputs": []}',
+                "POST",
+                pool.path_prefix + "/v2/models/iris/infer",
+                pool.host_header,
+                {"Content-Type": "application/json"},
+                b'{"inputs": []}',
             )
             pool.submit(payload, results, None)
             [call] = await results.wait(1)
             assert (call.status, call.body, call.error) == (200, b'{"outputs": []}', None)
-            assert seen == [(
-                "POST", "/seldon/ns/iris/v2/models/iris/infer", pool.host_header,
-                b'{"inputs": []}',
-            )]
+            assert seen == [
+                (
+                    "POST",
+                    "/seldon/ns/iris/v2/models/iris/infer",
+                    pool.host_header,
+                    b'{"inputs": []}',
+                )
+            ]
 
     run(scenario)
 

@@ -59,8 +59,15 @@ IAGO_STATS = json.loads("""
 
 # --- Ostrich stats → LoadResult ---------------------------------------------------------
 def iago_result(**overrides) -> SummaryLoadResult:
-    options = {"baseline": None, "duration": 10.0, "target_rate": 100.0, "polls": [],
-               "warmup": 0.0, "label": "iago run", "target": "http://seldon-server:80"}
+    options = {
+        "baseline": None,
+        "duration": 10.0,
+        "target_rate": 100.0,
+        "polls": [],
+        "warmup": 0.0,
+        "label": "iago run",
+        "target": "http://seldon-server:80",
+    }
     options.update(overrides)
     return result_from_stats(OstrichStats.parse(IAGO_STATS), **options)
 
@@ -98,9 +105,15 @@ def test_budgets_judge_an_iago_result_and_say_it_is_uncorrected():
 
 def test_a_warm_up_baseline_is_subtracted_from_the_counts():
     before = json.loads(json.dumps(IAGO_STATS))
-    before["counters"].update({"client/requests": 200, "client/failures": 2, "200": 198,
-                               "503": 0, "client/failures/com.twitter.finagle."
-                               "ChannelClosedException": 2})
+    before["counters"].update(
+        {
+            "client/requests": 200,
+            "client/failures": 2,
+            "200": 198,
+            "503": 0,
+            "client/failures/com.twitter.finagle.ChannelClosedException": 2,
+        }
+    )
     result = iago_result(baseline=OstrichStats.parse(before), warmup=5.0)
     assert (result.requests, result.errors) == (800, 13)
     assert result.status_codes == {200: 787, 503: 5}
@@ -108,18 +121,37 @@ def test_a_warm_up_baseline_is_subtracted_from_the_counts():
 
 
 def test_no_latencies_reported_means_no_percentiles():
-    empty = {"counters": {"client/requests": 0}, "metrics": {
-        "client/request_latency_ms": {"count": 0}}}
-    result = result_from_stats(OstrichStats.parse(empty), baseline=None, duration=1.0,
-                               target_rate=1.0, polls=[], warmup=0.0)
+    empty = {
+        "counters": {"client/requests": 0},
+        "metrics": {"client/request_latency_ms": {"count": 0}},
+    }
+    result = result_from_stats(
+        OstrichStats.parse(empty),
+        baseline=None,
+        duration=1.0,
+        target_rate=1.0,
+        polls=[],
+        warmup=0.0,
+    )
     assert math.isnan(result.p99) and math.isnan(result.max)
     with pytest.raises(InvalidMeasurement):
         assert_p99_below(result, "1s")
 
 
 def test_a_summary_result_round_trips_through_json_and_refuses_to_merge():
-    result = iago_result(polls=[{"second": 5.0, "sent": 500, "ok": 495, "errors": 5,
-                                 "p50": 10.0, "p99": 90.0, "cumulative": True}])
+    result = iago_result(
+        polls=[
+            {
+                "second": 5.0,
+                "sent": 500,
+                "ok": 495,
+                "errors": 5,
+                "p50": 10.0,
+                "p99": 90.0,
+                "cumulative": True,
+            }
+        ]
+    )
     text = result.to_json()
     assert json.loads(text)["kind"] == "summary-only"
     again = SummaryLoadResult.from_json(text)
@@ -153,8 +185,11 @@ def test_the_pod_manifest_matches_deploy_iago_yaml():
     manifest = IagoPodSpec(node_selector={"role": "iago"}).manifest("iago-1")["spec"]
     ours, theirs = manifest["containers"][0], template["containers"][0]
     assert ours["command"] == theirs["command"] == ["sleep", "infinity"]
-    assert ours["volumeMounts"] == theirs["volumeMounts"] == [
-        {"name": "seldon-data", "mountPath": "/seldon-data"}]
+    assert (
+        ours["volumeMounts"]
+        == theirs["volumeMounts"]
+        == [{"name": "seldon-data", "mountPath": "/seldon-data"}]
+    )
     assert ours["ports"][0]["containerPort"] == theirs["ports"][0]["containerPort"] == 9994
     assert manifest["nodeSelector"] == template["nodeSelector"] == {"role": "iago"}
     assert service["spec"]["ports"][0]["port"] == 9994
@@ -171,13 +206,20 @@ def emulator():
 
 @pytest.fixture
 def connection(emulator, tmp_path):
-    return connect(KubeSettings(kubeconfig=str(
-        emulator.write_kubeconfig(tmp_path / "kubeconfig", namespace="load"))))
+    return connect(
+        KubeSettings(
+            kubeconfig=str(emulator.write_kubeconfig(tmp_path / "kubeconfig", namespace="load"))
+        )
+    )
 
 
 def test_a_created_pod_is_waited_for_and_removed(emulator, connection):
-    pod = create_pod(connection, IagoPodSpec(namespace="load", image="example/iago:1"),
-                     timeout=5, poll_interval=0.05)
+    pod = create_pod(
+        connection,
+        IagoPodSpec(namespace="load", image="example/iago:1"),
+        timeout=5,
+        poll_interval=0.05,
+    )
     assert pod.created and pod.name in emulator.pod_names("load")
     body = emulator.core.read_namespaced_pod(pod.name, "load")
     assert body.spec.containers[0].image == "example/iago:1"
@@ -188,11 +230,16 @@ def test_a_created_pod_is_waited_for_and_removed(emulator, connection):
 
 def test_a_pod_that_cannot_start_fails_with_its_reason_and_is_removed(tmp_path):
     with EmulatedKubernetes(kubelet="image-pull-backoff", pod_start_delay=0.0) as stuck:
-        connection = connect(KubeSettings(kubeconfig=str(
-            stuck.write_kubeconfig(tmp_path / "kc", namespace="load"))))
+        connection = connect(
+            KubeSettings(kubeconfig=str(stuck.write_kubeconfig(tmp_path / "kc", namespace="load")))
+        )
         with pytest.raises(ClusterError) as failure:
-            create_pod(connection, IagoPodSpec(namespace="load", image="no/such:image"),
-                       timeout=0.6, poll_interval=0.05)
+            create_pod(
+                connection,
+                IagoPodSpec(namespace="load", image="no/such:image"),
+                timeout=0.6,
+                poll_interval=0.05,
+            )
         message = str(failure.value)
         assert "was not Running within 0.6s" in message
         assert "waiting: ImagePullBackOff (Back-off pulling image)" in message
@@ -201,10 +248,13 @@ def test_a_pod_that_cannot_start_fails_with_its_reason_and_is_removed(tmp_path):
 
 
 def test_an_existing_pod_is_found_by_label_and_left_alone(emulator, connection):
-    emulator.core.create_namespaced_pod("load", {
-        "metadata": {"name": "iago-7d9f", "namespace": "load", "labels": {"app": "iago"}},
-        "spec": {"containers": [{"name": "iago", "image": "seldon-load-iago"}]},
-    })
+    emulator.core.create_namespaced_pod(
+        "load",
+        {
+            "metadata": {"name": "iago-7d9f", "namespace": "load", "labels": {"app": "iago"}},
+            "spec": {"containers": [{"name": "iago", "image": "seldon-load-iago"}]},
+        },
+    )
     pod = None
     deadline = time.monotonic() + 5
     while pod is None and time.monotonic() < deadline:
@@ -231,11 +281,15 @@ def free_port() -> int:
 def pod_transport(script_dir: Path = DOCKER_DIR) -> LoopbackTransport:
     """A "pod" whose PATH holds the image's start-load-test.sh and seldon-load."""
     admin = free_port()
-    path = os.pathsep.join([str(script_dir), str(Path(sys.executable).parent),
-                            os.environ.get("PATH", "")])
+    path = os.pathsep.join(
+        [str(script_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    )
     return LoopbackTransport(
-        env={"PATH": path, "SELDON_LOAD_ADMIN_PORT": str(admin),
-             "SELDON_LOAD_ADMIN_HOST": "127.0.0.1"},
+        env={
+            "PATH": path,
+            "SELDON_LOAD_ADMIN_PORT": str(admin),
+            "SELDON_LOAD_ADMIN_HOST": "127.0.0.1",
+        },
         ports={9994: admin},
     )
 
@@ -261,13 +315,19 @@ def target():
 @pytest.fixture
 def replay(tmp_path):
     body = '{"inputs":[{"name":"predict","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}]}'
-    return write_replay(tmp_path / "iris.replay", [
-        f"POST /v2/models/iris/infer Content-Type:application/json {body}"] * 5)
+    return write_replay(
+        tmp_path / "iris.replay",
+        [f"POST /v2/models/iris/infer Content-Type:application/json {body}"] * 5,
+    )
 
 
 def runner_for(connection, transport, workdir: Path, **settings) -> IagoRunner:
-    options = {"workdir": str(workdir), "poll_interval": 0.3, "startup_timeout": 20.0,
-               "stop_grace": 2.0}
+    options = {
+        "workdir": str(workdir),
+        "poll_interval": 0.3,
+        "startup_timeout": 20.0,
+        "stop_grace": 2.0,
+    }
     options.update(settings)
     return IagoRunner(Cluster(connection, transport), IagoSettings(**options))
 
@@ -280,9 +340,16 @@ def test_a_run_through_the_pod_reads_its_admin_port_and_cleans_up(
     workdir = tmp_path / "seldon-data"
     runner = runner_for(connection, transport, workdir)
     endpoint = SeldonEndpoint(server.url, "v2", "iris")
-    result = runner.run(endpoint, replay, rate=40, duration=1.5, warmup=0.5,
-                        arrival="constant", label="through the pod",
-                        settings=EngineSettings(connections=8, timeout=5))
+    result = runner.run(
+        endpoint,
+        replay,
+        rate=40,
+        duration=1.5,
+        warmup=0.5,
+        arrival="constant",
+        label="through the pod",
+        settings=EngineSettings(connections=8, timeout=5),
+    )
     assert isinstance(result, SummaryLoadResult)
     assert (result.engine, result.label) == ("iago", "through the pod")
     assert result.corrected, "the pod ran seldon-load's engine, which labels its latency"
@@ -318,8 +385,10 @@ def test_a_load_that_dies_at_start_fails_with_its_log_and_is_cleaned_up(
     broken = tmp_path / "broken-image"
     broken.mkdir()
     script = broken / "start-load-test.sh"
-    script.write_text("#!/bin/sh\necho 'replaying /js/predict?consumer_key=abc123' >&2\n"
-                      "echo 'java: not found' >&2\nexit 127\n")
+    script.write_text(
+        "#!/bin/sh\necho 'replaying /js/predict?consumer_key=abc123' >&2\n"
+        "echo 'java: not found' >&2\nexit 127\n"
+    )
     script.chmod(0o755)
     workdir = tmp_path / "seldon-data"
     runner = runner_for(connection, pod_transport(broken), workdir)
@@ -349,8 +418,14 @@ def test_ctrl_c_keeps_what_was_measured_and_still_cleans_up(
     presser.start()
     started = time.monotonic()
     with pytest.raises(RunInterrupted) as interrupted:
-        runner.run(SeldonEndpoint(server.url), replay, rate=40, duration=30,
-                   arrival="constant", settings=EngineSettings(connections=4, timeout=5))
+        runner.run(
+            SeldonEndpoint(server.url),
+            replay,
+            rate=40,
+            duration=30,
+            arrival="constant",
+            settings=EngineSettings(connections=4, timeout=5),
+        )
     presser.join(5)
     assert time.monotonic() - started < 15
     partial = interrupted.value.result
@@ -373,11 +448,20 @@ def test_the_target_must_be_reachable_from_the_pod_and_carry_no_secret(connectio
     assert runner.target_url(SeldonEndpoint("http://iris.seldon:8000")) == "http://iris.seldon:8000"
     given = runner_for(connection, RemotePods(), tmp_path, target="http://ingress/seldon/ns/iris/")
     assert given.target_url(SeldonEndpoint("http://127.0.0.1:8080")) == (
-        "http://ingress/seldon/ns/iris")
+        "http://ingress/seldon/ns/iris"
+    )
     secret = SeldonEndpoint("http://iris.seldon:8000", headers={"Authorization": "Bearer zz-9"})
     with pytest.raises(ClusterError) as failure:
-        runner._environment(secret, "http://iris", arrival="constant", ramp=None,
-                            ramp_from=None, seed=1, settings=EngineSettings(), total=10)
+        runner._environment(
+            secret,
+            "http://iris",
+            arrival="constant",
+            ramp=None,
+            ramp_from=None,
+            seed=1,
+            settings=EngineSettings(),
+            total=10,
+        )
     assert "secret header(s) Authorization" in str(failure.value)
     assert "zz-9" not in str(failure.value)
     with pytest.raises(ValueError, match="--iago-workdir must be an absolute directory"):
@@ -397,7 +481,8 @@ from pytest_seldon_load.cluster.loopback import LoopbackTransport
 def seldon_pod_transport():
     return LoopbackTransport(env={transport.env!r}, ports={transport.ports!r})
 """)
-    pytester.makepyfile(test_iago=f"""
+    pytester.makepyfile(
+        test_iago=f"""
 import pytest
 from pytest_seldon_load import SeldonEndpoint
 
@@ -406,10 +491,16 @@ def test_through_iago(replay_file, load_run):
     endpoint = SeldonEndpoint({server.url!r})
     result = load_run(endpoint, replay_file.prediction(endpoint, num=20), arrival="constant")
     assert result.engine == "iago" and result.requests > 20
-""")
+"""
+    )
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--seldon-kubeconfig={kubeconfig}", "--load-engine=iago",
-        f"--iago-workdir={tmp_path / 'pod-data'}", "--iago-poll=0.3", "--load-allow-lag",
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-kubeconfig={kubeconfig}",
+        "--load-engine=iago",
+        f"--iago-workdir={tmp_path / 'pod-data'}",
+        "--iago-poll=0.3",
+        "--load-allow-lag",
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test_through_iago*30/*pass*"])
@@ -417,9 +508,7 @@ def test_through_iago(replay_file, load_run):
 
 
 # --- the websocket transport, as far as an API without websockets takes it ---------------
-def test_the_websocket_transport_fails_fast_and_readably_without_websockets(
-    emulator, connection
-):
+def test_the_websocket_transport_fails_fast_and_readably_without_websockets(emulator, connection):
     from pytest_seldon_load.cluster.transport import KubernetesTransport
 
     transport = KubernetesTransport(connection)
@@ -430,9 +519,11 @@ def test_the_websocket_transport_fails_fast_and_readably_without_websockets(
         transport.connect("load", "no-such-pod", 9994, timeout=5)
     assert time.monotonic() - started < 5
     assert str(exec_failure.value).startswith(
-        "exec 'echo' in pod load/no-such-pod: Handshake status 404 Not Found: ")
+        "exec 'echo' in pod load/no-such-pod: Handshake status 404 Not Found: "
+    )
     assert str(forward_failure.value).startswith(
-        "port-forward to pod load/no-such-pod:9994: Handshake status 404 Not Found: ")
+        "port-forward to pod load/no-such-pod:9994: Handshake status 404 Not Found: "
+    )
     assert "-+-+-" not in str(exec_failure.value), "no raw headers and body"
     transport.close()
 
@@ -441,9 +532,19 @@ def test_exit_codes_come_from_the_exec_status_channel():
     from pytest_seldon_load.cluster.transport import _exit_code
 
     assert _exit_code(b'{"metadata":{},"status":"Success"}') == 0
-    assert _exit_code(json.dumps({
-        "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
-        "message": "command terminated with non-zero exit code: exit status 3",
-        "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}).encode()) == 3
+    assert (
+        _exit_code(
+            json.dumps(
+                {
+                    "metadata": {},
+                    "status": "Failure",
+                    "reason": "NonZeroExitCode",
+                    "message": "command terminated with non-zero exit code: exit status 3",
+                    "details": {"causes": [{"reason": "ExitCode", "message": "3"}]},
+                }
+            ).encode()
+        )
+        == 3
+    )
     assert _exit_code(b"") == -1
     assert _exit_code(b'{"status":"Failure","message":"container not found"}') == -1

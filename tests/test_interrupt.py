@@ -41,7 +41,8 @@ def _interrupt_after_output(process: subprocess.Popen, marker: str, delay: float
 
 def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, sys
         from pytest_seldon_load import RunInterrupted, SeldonEndpoint, run_load, write_replay
         replay = write_replay({str(tmp_path / "r.replay")!r}, ["/v2/models/iris/ready"])
@@ -51,7 +52,8 @@ def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
         except RunInterrupted as stop:
             print(json.dumps(stop.result.summary()), flush=True)
             sys.exit(3)
-    """))
+    """)
+    )
     process = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -85,9 +87,20 @@ def test_long(seldon_endpoint, replay_file, load_run):
 """
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s",
-         f"--seldon-url={target_url}", str(pytester.path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pytester.path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            f"--seldon-url={target_url}",
+            str(pytester.path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=pytester.path,
     )
     try:
         _interrupt_after_output(process, "starting", 1.5)

@@ -164,8 +164,12 @@ def test_chunks_have_the_requested_size_except_the_last():
 
 @pytest.mark.parametrize(
     ("alias", "arrival"),
-    [("uniform", "constant"), ("slow_start", "slow-start-poisson"),
-     ("slow_start_poisson", "slow-start-poisson"), ("linear", "ramp")],
+    [
+        ("uniform", "constant"),
+        ("slow_start", "slow-start-poisson"),
+        ("slow_start_poisson", "slow-start-poisson"),
+        ("linear", "ramp"),
+    ],
 )
 def test_aliases(alias, arrival):
     pacer = Pacer(alias, 10, 1.0, seed=0)

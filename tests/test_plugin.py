@@ -209,8 +209,10 @@ def test_lag_errors(seldon_endpoint, replay_file, load_run):
     output = invalid.stdout.str()
     assert re.search(r"^test_lag_met\s.*pass, lagged$", output, re.MULTILINE), output
     assert "lagged: the load generator fell behind its schedule" in output
-    assert "cannot judge p99 < 1us: the measurement is invalid, the load generator fell " \
-        "behind its own schedule" in output, output
+    assert (
+        "cannot judge p99 < 1us: the measurement is invalid, the load generator fell "
+        "behind its own schedule" in output
+    ), output
     assert re.search(r"^test_lag\s.*invalid$", output, re.MULTILINE), output
     allowed = run_suite(source, "--load-allow-lag")
     allowed.assert_outcomes(failed=1, passed=2)
@@ -220,8 +222,15 @@ def test_lag_errors(seldon_endpoint, replay_file, load_run):
 def test_options_are_grouped_and_validated(pytester: pytest.Pytester):
     help_text = pytester.runpytest("--help").stdout.str()
     section = help_text.split("seldon-load (load tests of Seldon deployments):", 1)[1]
-    for option in ("--seldon-url", "--seldon-protocol", "--seldon-model", "--load-scale",
-                   "--load-rate-scale", "--load-engine", "--load-allow-lag"):
+    for option in (
+        "--seldon-url",
+        "--seldon-protocol",
+        "--seldon-model",
+        "--load-scale",
+        "--load-rate-scale",
+        "--load-engine",
+        "--load-allow-lag",
+    ):
         assert option in section, option
     bad = pytester.runpytest("--load-scale=0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR

@@ -23,7 +23,7 @@ from servers import ServerThread, delayed
 from pytest_seldon_load.endpoint import SeldonEndpoint
 from pytest_seldon_load.engine import ActiveRun, EngineSettings, run_load
 from pytest_seldon_load.pacer import Pacer
-from pytest_seldon_load.progress import (
+from pytest_seldon_load.pytest_plugin.progress import (
     LiveProgress,
     RecentLatency,
     progress_blocker,

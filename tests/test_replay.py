@@ -32,8 +32,10 @@ def write(tmp_path: Path, text: str | bytes, name: str = "replay.txt") -> Path:
 @pytest.mark.parametrize(
     ("line", "path"),
     [
-        ("http://seldon-server/js/predict?json=%7B%22f%22%3A1%7D&consumer_key=K&jsonpCallback=j",
-         "/js/predict?json=%7B%22f%22%3A1%7D&consumer_key=K&jsonpCallback=j"),
+        (
+            "http://seldon-server/js/predict?json=%7B%22f%22%3A1%7D&consumer_key=K&jsonpCallback=j",
+            "/js/predict?json=%7B%22f%22%3A1%7D&consumer_key=K&jsonpCallback=j",
+        ),
         ("https://other.example:8443/v2/health/ready", "/v2/health/ready"),
         ("http://seldon-server", "/"),
         ("http://seldon-server?x=1", "/?x=1"),
@@ -209,7 +211,9 @@ def test_non_utf8_line_is_reported_with_its_line_number(tmp_path):
 
 def test_secret_in_a_bad_line_is_redacted():
     secret = "s3cr3tConsumerKey42"
-    line = f"FETCH http://seldon-server/js/predict?json=%7B%7D&consumer_key={secret}&jsonpCallback=j"
+    line = (
+        f"FETCH http://seldon-server/js/predict?json=%7B%7D&consumer_key={secret}&jsonpCallback=j"
+    )
     with pytest.raises(ReplayError) as info:
         parse_line(line, 9, "prod.txt")
     message = str(info.value)

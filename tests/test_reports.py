@@ -56,8 +56,14 @@ def test_one_session_writes_every_report(pytester, target_url, monkeypatch):
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", f"--seldon-url={target_url}", "-n", "2",
-        "--junitxml=junit.xml", "--load-json=out/results.json", "--load-html=out/report.html",
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-url={target_url}",
+        "-n",
+        "2",
+        "--junitxml=junit.xml",
+        "--load-json=out/results.json",
+        "--load-html=out/report.html",
     )
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str()
@@ -69,8 +75,12 @@ def test_one_session_writes_every_report(pytester, target_url, monkeypatch):
     for case in tree.iter("testcase"):
         properties = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert set(properties) == {
-            "load_p50_ms", "load_p95_ms", "load_p99_ms", "load_error_rate",
-            "load_target_rate", "load_achieved_rate",
+            "load_p50_ms",
+            "load_p95_ms",
+            "load_p99_ms",
+            "load_error_rate",
+            "load_target_rate",
+            "load_achieved_rate",
         }, properties
         assert float(properties["load_p99_ms"]) > 4.0
         assert float(properties["load_error_rate"]) == 0.0
@@ -104,8 +114,14 @@ def test_one_session_writes_every_report(pytester, target_url, monkeypatch):
     assert "<link" not in page and "@import" not in page
 
     # The same page from the saved JSON, with the command line.
-    code = cli_main(["report", str(pytester.path / "out" / "results.json"),
-                     "-o", str(pytester.path / "again.html")])
+    code = cli_main(
+        [
+            "report",
+            str(pytester.path / "out" / "results.json"),
+            "-o",
+            str(pytester.path / "again.html"),
+        ]
+    )
     assert code == 0
     again = (pytester.path / "again.html").read_text()
     assert again.count('<svg class="chart') == 6
@@ -120,7 +136,8 @@ def test_no_report_options_no_files(pytester, target_url, monkeypatch):
     result.assert_outcomes(passed=1)
     assert "seldon-load baseline and reports" not in result.stdout.str()
     assert sorted(p.name for p in pytester.path.iterdir() if not p.name.startswith(".")) == [
-        "test_suite.py", "tox.ini",
+        "test_suite.py",
+        "tox.ini",
     ]
 
 

@@ -56,8 +56,9 @@ def test_percentiles_match_numpy_within_hdr_precision():
 
     latency_ms = us(done - intended) / 1000.0
     service_ms = us(done - sent) / 1000.0
-    for q, got in zip(QUANTILES, (result.p50, result.p90, result.p95, result.p99, result.p999),
-                      strict=True):
+    for q, got in zip(
+        QUANTILES, (result.p50, result.p90, result.p95, result.p99, result.p999), strict=True
+    ):
         exact = exact_percentile(latency_ms, q)
         assert hdr_close(got, exact), (q, got, exact)
         assert got == result.percentile(q)
@@ -140,8 +141,12 @@ def test_errors_status_codes_and_kinds_are_counted():
     assert result.errors == 30
     assert result.status_codes == {200: 74, 500: 10, 503: 5}
     assert result.error_kinds == {
-        "http_500": 10, "http_503": 5, "model_error": 4, "timeout": 6,
-        "connection_refused": 2, "unsent": 3,
+        "http_500": 10,
+        "http_503": 5,
+        "model_error": 4,
+        "timeout": 6,
+        "connection_refused": 2,
+        "unsent": 3,
     }
     assert result.error_rate == pytest.approx(30 / 100)
     assert result.latency.get_total_count() == result.scheduled
@@ -150,8 +155,9 @@ def test_errors_status_codes_and_kinds_are_counted():
 
 
 def test_achieved_rate_and_throughput():
-    result = LoadResult(target_rate=100.0, duration=4.0, scheduled=400, requests=380, ok=360,
-                        errors=40)
+    result = LoadResult(
+        target_rate=100.0, duration=4.0, scheduled=400, requests=380, ok=360, errors=40
+    )
     assert result.achieved_rate == 95.0
     assert result.throughput == 90.0
     assert result.error_rate == 0.1
@@ -212,8 +218,16 @@ def test_timeline_windows_hold_per_second_counts_and_percentiles():
     timeline = result.timeline
     assert [w["second"] for w in timeline] == [0, 1, 2]
     for window, latency in zip(timeline, per_second_latency_s.values(), strict=True):
-        assert set(window) >= {"second", "sent", "ok", "errors", "p50", "p99", "service_p50",
-                               "service_p99"}
+        assert set(window) >= {
+            "second",
+            "sent",
+            "ok",
+            "errors",
+            "p50",
+            "p99",
+            "service_p50",
+            "service_p99",
+        }
         assert not any(key.endswith("_hdr") for key in window)
         assert window["sent"] == 100
         assert window["ok"] == 95
@@ -269,20 +283,35 @@ def build(indices, data, unsent=()) -> LoadResult:
     for offset in unsent:
         recorder.never_sent(offset, 7.0)
     scheduled = sum(1 for i in indices if intended[i] >= 0.5) + len(unsent)
-    return recorder.result(target_rate=1000.0, duration=5.5, scheduled=scheduled,
-                           arrival="poisson", seed=42, label="iris")
+    return recorder.result(
+        target_rate=1000.0,
+        duration=5.5,
+        scheduled=scheduled,
+        arrival="poisson",
+        seed=42,
+        label="iris",
+    )
 
 
 def test_merge_of_two_halves_equals_the_whole():
     data = mixed_recorder_data()
     everything = range(len(data[0]))
     whole = build(everything, data, unsent=[5.9, 5.95])
-    halves = [build(range(part, len(data[0]), 2), data, unsent=[[5.9], [5.95]][part])
-              for part in (0, 1)]
+    halves = [
+        build(range(part, len(data[0]), 2), data, unsent=[[5.9], [5.95]][part]) for part in (0, 1)
+    ]
     merged = LoadResult.merge(halves)
 
-    for field in ("scheduled", "requests", "ok", "errors", "unsent", "status_codes",
-                  "error_kinds", "duration"):
+    for field in (
+        "scheduled",
+        "requests",
+        "ok",
+        "errors",
+        "unsent",
+        "status_codes",
+        "error_kinds",
+        "duration",
+    ):
         assert getattr(merged, field) == getattr(whole, field), field
     assert merged.target_rate == 2000.0
     assert merged.processes == 2

@@ -17,7 +17,10 @@ from . import compare, replay, report, run
 from .arguments import PROG, CommandError, Parser, hide_keys
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    replay.add_command, run.add_command, compare.add_command, report.add_command
+    replay.add_command,
+    run.add_command,
+    compare.add_command,
+    report.add_command,
 ]
 """Declarers of the top-level subcommands, in the order --help lists them."""
 

@@ -84,42 +84,110 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", required=True, metavar="URL",
-                        help="base URL of the server (may carry a route prefix)")
+    parser.add_argument(
+        "--url",
+        required=True,
+        metavar="URL",
+        help="base URL of the server (may carry a route prefix)",
+    )
     parser.add_argument("--replay", required=True, metavar="FILE", help="the replay file")
-    parser.add_argument("--rate", required=True, type=_rate, metavar="R",
-                        help="requests per second (the target once any ramp is over)")
-    parser.add_argument("--duration", type=duration_option("--duration"), default=DEFAULT_DURATION,
-                        metavar="D", help=f"measured run length, e.g. 30s, 10m (default: "
-                        f"{DEFAULT_DURATION}; Iago ran until killed)")
-    parser.add_argument("--warmup", type=duration_option("--warmup", allow_zero=True), default=0.0,
-                        metavar="D", help="sent but not counted, before --duration (default: 0)")
-    parser.add_argument("--arrival", default="constant", metavar="KIND",
-                        help=f"arrival process: {', '.join(ARRIVALS)} (default: constant; "
-                        "slow-start-poisson is Iago's)")
-    parser.add_argument("--ramp", type=duration_option("--ramp", allow_zero=True), default=None,
-                        metavar="D", help="ramp length (slow-start-poisson: 240s by default)")
-    parser.add_argument("--ramp-from", type=float, default=None, metavar="R",
-                        help="rate at the start of the ramp (slow-start-poisson: 1)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="v2",
-                        help="how responses are judged: v2, v1 or legacy (default: v2)")
+    parser.add_argument(
+        "--rate",
+        required=True,
+        type=_rate,
+        metavar="R",
+        help="requests per second (the target once any ramp is over)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=duration_option("--duration"),
+        default=DEFAULT_DURATION,
+        metavar="D",
+        help=f"measured run length, e.g. 30s, 10m (default: "
+        f"{DEFAULT_DURATION}; Iago ran until killed)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=duration_option("--warmup", allow_zero=True),
+        default=0.0,
+        metavar="D",
+        help="sent but not counted, before --duration (default: 0)",
+    )
+    parser.add_argument(
+        "--arrival",
+        default="constant",
+        metavar="KIND",
+        help=f"arrival process: {', '.join(ARRIVALS)} (default: constant; "
+        "slow-start-poisson is Iago's)",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=duration_option("--ramp", allow_zero=True),
+        default=None,
+        metavar="D",
+        help="ramp length (slow-start-poisson: 240s by default)",
+    )
+    parser.add_argument(
+        "--ramp-from",
+        type=float,
+        default=None,
+        metavar="R",
+        help="rate at the start of the ramp (slow-start-poisson: 1)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="v2",
+        help="how responses are judged: v2, v1 or legacy (default: v2)",
+    )
     parser.add_argument("--model", default="iris", help="model name (v2; default: iris)")
-    parser.add_argument("--header", type=_header, action="append", default=[],
-                        metavar="NAME:VALUE", help="a header for every request (repeatable)")
-    parser.add_argument("--connections", type=whole(1), default=64, metavar="N",
-                        help="keep-alive connections, also the in-flight bound (default: 64)")
-    parser.add_argument("--timeout", type=duration_option("--timeout"), default=10.0, metavar="D",
-                        help="per-request timeout (default: 10s)")
-    parser.add_argument("--seed", type=seed, default=None,
-                        help="schedule seed (default: a fresh one, shown in the result)")
-    parser.add_argument("--admin-port", type=_port, default=None, metavar="PORT",
-                        help="serve Iago's admin paths on PORT while running (9994 is "
-                        "Iago's; 0 picks a free one)")
-    parser.add_argument("--admin-host", default="127.0.0.1", metavar="HOST",
-                        help="address the admin port listens on (default: 127.0.0.1; "
-                        "0.0.0.0 in a pod)")
-    parser.add_argument("--out", default=None, metavar="PATH",
-                        help="write the result as JSON (atomically), also after Ctrl-C")
+    parser.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a header for every request (repeatable)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=whole(1),
+        default=64,
+        metavar="N",
+        help="keep-alive connections, also the in-flight bound (default: 64)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=duration_option("--timeout"),
+        default=10.0,
+        metavar="D",
+        help="per-request timeout (default: 10s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="schedule seed (default: a fresh one, shown in the result)",
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="serve Iago's admin paths on PORT while running (9994 is Iago's; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--admin-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the admin port listens on (default: 127.0.0.1; 0.0.0.0 in a pod)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="PATH",
+        help="write the result as JSON (atomically), also after Ctrl-C",
+    )
     parser.set_defaults(func=cmd_run, interrupted_note="")
 
 
@@ -156,8 +224,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C."""
     headers = dict(args.header)
     try:
-        endpoint = SeldonEndpoint(args.url, protocol=args.protocol, model=args.model,
-                                  headers=headers, name="--url")
+        endpoint = SeldonEndpoint(
+            args.url, protocol=args.protocol, model=args.model, headers=headers, name="--url"
+        )
     except ValueError as exc:
         raise CommandError(f"--url: {exc}") from None
     replay = ReplayFile(Path(args.replay))
@@ -180,14 +249,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         admin = AdminPort(args.admin_port, args.admin_host, on_listening=listening)
     settings = EngineSettings(connections=args.connections, timeout=args.timeout)
-    print(f"running {args.rate:g} req/s ({args.arrival}) for {args.warmup:g}s warm-up + "
-          f"{args.duration:g}s against {redact_url(endpoint.base_url)}", flush=True)
+    print(
+        f"running {args.rate:g} req/s ({args.arrival}) for {args.warmup:g}s warm-up + "
+        f"{args.duration:g}s against {redact_url(endpoint.base_url)}",
+        flush=True,
+    )
     try:
         with _sigterm_as_interrupt():
             result = run_load(
-                endpoint, replay, rate=args.rate, duration=args.duration, warmup=args.warmup,
-                arrival=args.arrival, seed=args.seed, ramp=args.ramp, ramp_from=args.ramp_from,
-                settings=settings, label="seldon-load run", companion=admin,
+                endpoint,
+                replay,
+                rate=args.rate,
+                duration=args.duration,
+                warmup=args.warmup,
+                arrival=args.arrival,
+                seed=args.seed,
+                ramp=args.ramp,
+                ramp_from=args.ramp_from,
+                settings=settings,
+                label="seldon-load run",
+                companion=admin,
             )
     except RunInterrupted as interrupted:
         _write(args.out, interrupted.result)
@@ -204,8 +285,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     except ValueError as exc:
         message = str(exc)
-        raise CommandError("--" + message if message.startswith(("arrival:", "ramp")) else message
-                           ) from None
+        raise CommandError(
+            "--" + message if message.startswith(("arrival:", "ramp")) else message
+        ) from None
     _write(args.out, result)
     _summary(result, "done:")
     return 0

@@ -215,7 +215,10 @@ class EmulatedKubernetes:
         if conditions:
             status["conditions"] = [dict(c) for c in conditions]
         self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
             {
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "SeldonDeployment",
@@ -308,7 +311,9 @@ class EmulatedKubernetes:
                     continue
                 with contextlib.suppress(Exception):
                     self.core.patch_namespaced_pod_status(
-                        pod.metadata.name, pod.metadata.namespace, {"status": self._pod_status()},
+                        pod.metadata.name,
+                        pod.metadata.namespace,
+                        {"status": self._pod_status()},
                         _request_timeout=5,
                     )
 
@@ -346,18 +351,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve an emulated Kubernetes API with Available SeldonDeployments on "
         "127.0.0.1 and write a kubeconfig for it, to try the cluster fixtures without a cluster.",
     )
-    parser.add_argument("--kubeconfig", required=True, metavar="PATH",
-                        help="the kubeconfig to write")
+    parser.add_argument(
+        "--kubeconfig", required=True, metavar="PATH", help="the kubeconfig to write"
+    )
     parser.add_argument("--namespace", default="seldon", help="default: seldon")
-    parser.add_argument("--deployment", action="append", default=[], metavar="NAME=URL",
-                        help="an Available SeldonDeployment whose status.address.url is URL "
-                        "(repeatable)")
-    parser.add_argument("--protocol", default="v2", choices=("v2", "seldon"),
-                        help="spec.protocol of every deployment (default: v2)")
-    parser.add_argument("--local-mlserver", action="store_true",
-                        help="start a local MLServer (iris) and add deployment 'iris' at its URL")
-    parser.add_argument("--serve-for", default="1h", metavar="DURATION",
-                        help="stop after this long (default: 1h)")
+    parser.add_argument(
+        "--deployment",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="an Available SeldonDeployment whose status.address.url is URL (repeatable)",
+    )
+    parser.add_argument(
+        "--protocol",
+        default="v2",
+        choices=("v2", "seldon"),
+        help="spec.protocol of every deployment (default: v2)",
+    )
+    parser.add_argument(
+        "--local-mlserver",
+        action="store_true",
+        help="start a local MLServer (iris) and add deployment 'iris' at its URL",
+    )
+    parser.add_argument(
+        "--serve-for", default="1h", metavar="DURATION", help="stop after this long (default: 1h)"
+    )
     args = parser.parse_args(argv)
     try:
         serve_for = parse_duration_s(args.serve_for, "--serve-for")
@@ -386,7 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = cluster.write_kubeconfig(args.kubeconfig, namespace=args.namespace)
             for name, url in targets.items():
                 cluster.create_deployment(
-                    name, args.namespace, protocol=args.protocol, model=name, state="Available",
+                    name,
+                    args.namespace,
+                    protocol=args.protocol,
+                    model=name,
+                    state="Available",
                     address_url=url,
                 )
                 print(f"SeldonDeployment {args.namespace}/{name}: Available at {url}")

@@ -20,6 +20,12 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+# The kubernetes client (37 and later) loads its API classes lazily, on first attribute
+# access. Two threads doing that at once (a port-forward's and the test's) can meet a
+# half-imported module ("has no attribute 'CoreV1Api'"): the classes used here load now.
+for _api_class in ("ApiClient", "Configuration", "CoreV1Api", "CustomObjectsApi"):
+    getattr(k8s, _api_class)
+
 from ..redact import redact_text, redact_url, register_secret
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -70,9 +76,10 @@ class KubeSettings:
 
     @property
     def in_cluster_available(self) -> bool:
-        return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and (
-            self.service_account_dir / "token"
-        ).is_file()
+        return (
+            bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+            and (self.service_account_dir / "token").is_file()
+        )
 
     @property
     def source(self) -> str | None:
@@ -216,8 +223,9 @@ def _status_message(exc: ApiException) -> str:
     return f"{exc.status} {reason}".strip() + (f": {message}" if message else "")
 
 
-def call(connection: KubeConnection, what: str, method: Callable[..., T], *args: Any,
-         **kwargs: Any) -> T:
+def call(
+    connection: KubeConnection, what: str, method: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
     """Call one API method with a timeout; failures become errors that say `what` failed."""
     kwargs.setdefault("_request_timeout", API_TIMEOUT_S)
     try:

@@ -202,8 +202,13 @@ def service_target(
     """The pod behind `service` and the container port its `port` leads to."""
     what = f"Service {namespace}/{service}"
     try:
-        body = call(connection, f"reading {what}", connection.core.read_namespaced_service,
-                    service, namespace)
+        body = call(
+            connection,
+            f"reading {what}",
+            connection.core.read_namespaced_service,
+            service,
+            namespace,
+        )
     except ApiError as exc:
         if exc.status == 404:
             raise ClusterError(f"port-forward: there is no {what}") from None
@@ -212,9 +217,11 @@ def service_target(
     if not selector:
         raise ClusterError(f"port-forward: {what} has no spec.selector (no pods to forward to)")
     ports = list(body.spec.ports or [])
-    chosen = next((p for p in ports if p.port == port), None) or next(
-        (p for p in ports if p.name == "http"), None
-    ) or (ports[0] if ports else None)
+    chosen = (
+        next((p for p in ports if p.port == port), None)
+        or next((p for p in ports if p.name == "http"), None)
+        or (ports[0] if ports else None)
+    )
     if chosen is None:
         raise ClusterError(f"port-forward: {what} declares no spec.ports")
     pods = ready_pods(connection, namespace, selector)

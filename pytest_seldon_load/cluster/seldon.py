@@ -65,9 +65,11 @@ class SeldonDeployment:
     @property
     def conditions(self) -> list[Mapping[str, Any]]:
         conditions = self.status.get("conditions")
-        return [c for c in conditions if isinstance(c, Mapping)] if isinstance(
-            conditions, Sequence
-        ) else []
+        return (
+            [c for c in conditions if isinstance(c, Mapping)]
+            if isinstance(conditions, Sequence)
+            else []
+        )
 
     def describe_status(self) -> str:
         """State, description and conditions, as a failure message shows them."""
@@ -169,7 +171,11 @@ def read_deployment(connection: KubeConnection, namespace: str, name: str) -> Se
             connection,
             f"reading SeldonDeployment {namespace}/{name}",
             connection.custom.get_namespaced_custom_object,
-            GROUP, VERSION, namespace, PLURAL, name,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
         )
     except ApiError as exc:
         if exc.status != 404:
@@ -190,7 +196,10 @@ def list_deployments(connection: KubeConnection, namespace: str) -> list[str]:
             connection,
             f"listing SeldonDeployments in {namespace}",
             connection.custom.list_namespaced_custom_object,
-            GROUP, VERSION, namespace, PLURAL,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
         )
     except ApiError:
         return []
@@ -198,8 +207,8 @@ def list_deployments(connection: KubeConnection, namespace: str) -> list[str]:
     names = [
         str(item.get("metadata", {}).get("name"))
         for item in items
-        if isinstance(item, Mapping) and item.get("metadata", {}).get("namespace", namespace)
-        == namespace
+        if isinstance(item, Mapping)
+        and item.get("metadata", {}).get("namespace", namespace) == namespace
     ]
     return sorted(n for n in names if n and n != "None")
 

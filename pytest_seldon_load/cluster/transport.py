@@ -193,9 +193,11 @@ def _websocket_failure(exc: ApiException) -> str:
     if parts[0].startswith("Handshake status 200"):
         # A plain answer where a websocket upgrade was asked: the API server does not speak
         # exec/port-forward websockets (an API emulator, a proxy that strips Upgrade).
-        return (f"{parts[0]}: the API server answered without upgrading to a websocket, so it "
-                f"does not serve exec/port-forward (an emulated API, or a proxy dropping "
-                f"the Upgrade header)")
+        return (
+            f"{parts[0]}: the API server answered without upgrading to a websocket, so it "
+            f"does not serve exec/port-forward (an emulated API, or a proxy dropping "
+            f"the Upgrade header)"
+        )
     if len(parts) < 3:
         return text[:300]
     try:

@@ -52,8 +52,9 @@ def rate_argument(rate: float) -> str:
 
 def _check(result_code: int, what: str, output: str) -> None:
     if result_code != 0:
-        raise ClusterError(f"{what} failed (exit code {result_code})" + (
-            f": {output}" if output else ""))
+        raise ClusterError(
+            f"{what} failed (exit code {result_code})" + (f": {output}" if output else "")
+        )
 
 
 def upload_replay(
@@ -70,11 +71,13 @@ def upload_replay(
             archive.addfile(info, handle)
     data = buffer.getvalue()
     result = transport.exec(
-        pod.namespace, pod.name, ["sh", "-c", _UPLOAD, "upload", run_dir, str(len(data))],
-        stdin=data, timeout=timeout,
+        pod.namespace,
+        pod.name,
+        ["sh", "-c", _UPLOAD, "upload", run_dir, str(len(data))],
+        stdin=data,
+        timeout=timeout,
     )
-    _check(result.exit_code, f"uploading {replay.name} into pod {pod.ref}:{run_dir}",
-           result.output)
+    _check(result.exit_code, f"uploading {replay.name} into pod {pod.ref}:{run_dir}", result.output)
     return f"{run_dir}/{REPLAY_NAME}"
 
 
@@ -88,8 +91,16 @@ def start_load(
 ) -> int:
     """Run ``start-load-test.sh <replay> <rate>`` detached; returns its process id."""
     command = [
-        "env", *(f"{key}={value}" for key, value in env.items()),
-        "sh", "-c", _START, "start", run_dir, SCRIPT, remote_replay, rate_argument(rate),
+        "env",
+        *(f"{key}={value}" for key, value in env.items()),
+        "sh",
+        "-c",
+        _START,
+        "start",
+        run_dir,
+        SCRIPT,
+        remote_replay,
+        rate_argument(rate),
     ]
     result = transport.exec(pod.namespace, pod.name, command, timeout=30.0)
     _check(result.exit_code, f"starting {SCRIPT} in pod {pod.ref}", result.output)
@@ -102,24 +113,31 @@ def start_load(
 
 
 def process_alive(transport: PodTransport, pod: IagoPod, pid: int) -> bool:
-    result = transport.exec(pod.namespace, pod.name, ["sh", "-c", _ALIVE, "alive", str(pid)],
-                            timeout=15.0)
+    result = transport.exec(
+        pod.namespace, pod.name, ["sh", "-c", _ALIVE, "alive", str(pid)], timeout=15.0
+    )
     return result.exit_code == 0
 
 
 def stop_load(transport: PodTransport, pod: IagoPod, pid: int, *, grace: float = 5.0) -> None:
     """TERM the load's process group, KILL what is left after `grace` seconds."""
     ticks = max(1, int(grace / 0.1))
-    transport.exec(pod.namespace, pod.name, ["sh", "-c", _STOP, "stop", str(pid), str(ticks)],
-                   timeout=grace + 15.0)
+    transport.exec(
+        pod.namespace,
+        pod.name,
+        ["sh", "-c", _STOP, "stop", str(pid), str(ticks)],
+        timeout=grace + 15.0,
+    )
 
 
 def log_tail(transport: PodTransport, pod: IagoPod, run_dir: str, lines: int = 20) -> str:
     """The last lines the load wrote (for a failure message), redacted."""
     try:
         result = transport.exec(
-            pod.namespace, pod.name,
-            ["sh", "-c", f'tail -n {int(lines)} "$1/{LOG_NAME}"', "tail", run_dir], timeout=15.0,
+            pod.namespace,
+            pod.name,
+            ["sh", "-c", f'tail -n {int(lines)} "$1/{LOG_NAME}"', "tail", run_dir],
+            timeout=15.0,
         )
     except ClusterError as exc:
         return f"(cannot read {LOG_NAME}: {exc})"

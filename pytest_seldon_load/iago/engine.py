@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import pytest
-
 from ..cluster.kube import ClusterError, KubeConnection
 from ..cluster.portforward import PortForwarder
 from ..cluster.transport import PodTransport
@@ -114,8 +112,7 @@ class IagoRunner:
         if self._pod is None:
             settings = self.settings
             if settings.pod_selector:
-                self._pod = find_pod(self.cluster.connection, self.namespace,
-                                     settings.pod_selector)
+                self._pod = find_pod(self.cluster.connection, self.namespace, settings.pod_selector)
             else:
                 spec = IagoPodSpec(
                     image=settings.image,
@@ -124,7 +121,9 @@ class IagoRunner:
                     data_claim=settings.data_claim,
                 )
                 self._pod = create_pod(
-                    self.cluster.connection, spec, timeout=settings.startup_timeout,
+                    self.cluster.connection,
+                    spec,
+                    timeout=settings.startup_timeout,
                     poll_interval=min(1.0, settings.poll_interval),
                 )
         return self._pod
@@ -152,8 +151,16 @@ class IagoRunner:
         return endpoint.base_url
 
     def _environment(
-        self, endpoint: SeldonEndpoint, target: str, *, arrival: str, ramp: float | None,
-        ramp_from: float | None, seed: int | None, settings: EngineSettings, total: float,
+        self,
+        endpoint: SeldonEndpoint,
+        target: str,
+        *,
+        arrival: str,
+        ramp: float | None,
+        ramp_from: float | None,
+        seed: int | None,
+        settings: EngineSettings,
+        total: float,
     ) -> dict[str, str]:
         secret = sorted(name for name in endpoint.headers if name.lower() in SECRET_HEADERS)
         if secret:
@@ -205,8 +212,14 @@ class IagoRunner:
         settings = settings or EngineSettings()
         target = self.target_url(endpoint)
         env = self._environment(
-            endpoint, target, arrival=arrival, ramp=ramp, ramp_from=ramp_from, seed=seed,
-            settings=settings, total=warmup + duration + self.settings.startup_timeout,
+            endpoint,
+            target,
+            arrival=arrival,
+            ramp=ramp,
+            ramp_from=ramp_from,
+            seed=seed,
+            settings=settings,
+            total=warmup + duration + self.settings.startup_timeout,
         )
         pod = self.pod()
         run_dir = f"{self.settings.workdir.rstrip('/')}/seldon-load-{secrets.token_hex(4)}"
@@ -215,8 +228,9 @@ class IagoRunner:
         try:
             remote_replay = upload_replay(self.transport, pod, run_dir, replay.path)
             pid = start_load(self.transport, pod, run_dir, remote_replay, rate, env)
-            with PortForwarder(self.transport, pod.namespace, pod.name,
-                               self.settings.admin_port) as forward:
+            with PortForwarder(
+                self.transport, pod.namespace, pod.name, self.settings.admin_port
+            ) as forward:
                 scraper = StatsScraper(forward.url)
                 try:
                     return _Measurement(self, pod, pid, run_dir, scraper).measure(
@@ -322,24 +336,39 @@ class _Measurement:
                 raise self._lost("did not answer the final stats poll")
             final_at = time.monotonic()
         except KeyboardInterrupt:
-            result = self._result(last, baseline, baseline_at, last_at, rate, polls, warmup,
-                                  info, interrupted=True)
+            result = self._result(
+                last, baseline, baseline_at, last_at, rate, polls, warmup, info, interrupted=True
+            )
             raise RunInterrupted(result) from None
         polls.append(poll_entry(final_at - (baseline_at or began), final, previous))
         return self._result(final, baseline, baseline_at, final_at, rate, polls, warmup, info)
 
     def _result(
-        self, final: OstrichStats, baseline: OstrichStats | None, baseline_at: float | None,
-        final_at: float, rate: float, polls: list[dict[str, Any]], warmup: float,
-        info: dict[str, Any], *, interrupted: bool = False,
+        self,
+        final: OstrichStats,
+        baseline: OstrichStats | None,
+        baseline_at: float | None,
+        final_at: float,
+        rate: float,
+        polls: list[dict[str, Any]],
+        warmup: float,
+        info: dict[str, Any],
+        *,
+        interrupted: bool = False,
     ) -> SummaryLoadResult:
         measured = max(0.0, final_at - baseline_at) if baseline_at is not None else 0.0
         warming = baseline is None
         if warming:
             baseline = final
         result = result_from_stats(
-            final, baseline=baseline, duration=measured, target_rate=rate, polls=polls,
-            warmup=warmup, interrupted=interrupted, **info,
+            final,
+            baseline=baseline,
+            duration=measured,
+            target_rate=rate,
+            polls=polls,
+            warmup=warmup,
+            interrupted=interrupted,
+            **info,
         )
         if not final.by_seldon_load:
             result.notes.append(
@@ -349,14 +378,3 @@ class _Measurement:
         if warming:
             result.notes.append("interrupted during the warm-up: nothing was measured")
         return result
-
-
-def iago_engine(
-    request: pytest.FixtureRequest,
-    endpoint: SeldonEndpoint,
-    replay: ReplayFile,
-    **options: Any,
-) -> SummaryLoadResult:
-    """``ENGINES["iago"]``: the run goes through the session's `iago` fixture."""
-    runner: IagoRunner = request.getfixturevalue("iago")
-    return runner.run(endpoint, replay, **options)

@@ -139,8 +139,9 @@ def create_pod(
     )
     pod = IagoPod(spec.namespace, name, created=True)
     try:
-        wait_running(connection, pod, timeout=timeout, poll_interval=poll_interval,
-                     image=spec.image)
+        wait_running(
+            connection, pod, timeout=timeout, poll_interval=poll_interval, image=spec.image
+        )
     except BaseException:
         delete_pod(connection, pod)
         raise
@@ -159,8 +160,13 @@ def wait_running(
     max_polls = int(timeout / max(poll_interval, 0.01)) + 2
     body = None
     for _ in range(max_polls):
-        body = call(connection, f"reading the Iago pod {pod.ref}",
-                    connection.core.read_namespaced_pod, pod.name, pod.namespace)
+        body = call(
+            connection,
+            f"reading the Iago pod {pod.ref}",
+            connection.core.read_namespaced_pod,
+            pod.name,
+            pod.namespace,
+        )
         phase = body.status.phase if body.status else None
         if phase == "Running":
             return
@@ -199,9 +205,14 @@ def delete_pod(connection: KubeConnection, pod: IagoPod) -> None:
     if not pod.created:
         return
     try:
-        call(connection, f"deleting the Iago pod {pod.ref}",
-             connection.core.delete_namespaced_pod, pod.name, pod.namespace,
-             grace_period_seconds=0)
+        call(
+            connection,
+            f"deleting the Iago pod {pod.ref}",
+            connection.core.delete_namespaced_pod,
+            pod.name,
+            pod.namespace,
+            grace_period_seconds=0,
+        )
     except ApiError as exc:
         if exc.status != 404:
             raise

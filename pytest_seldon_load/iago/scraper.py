@@ -31,9 +31,7 @@ class StatsScraper:
         try:
             response = self._session.get(url, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise StatsUnavailable(
-                f"{redact_url(url)}: no answer ({type(exc).__name__})"
-            ) from None
+            raise StatsUnavailable(f"{redact_url(url)}: no answer ({type(exc).__name__})") from None
         if response.status_code != 200:
             raise StatsUnavailable(f"{redact_url(url)}: HTTP {response.status_code}")
         return response

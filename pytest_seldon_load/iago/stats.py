@@ -19,8 +19,7 @@ from ..result import LoadResult
 
 LATENCY_METRIC = "client/request_latency_ms"
 SERVICE_METRIC = "client/service_latency_ms"
-PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p999",
-                   99.99: "p9999"}
+PERCENTILE_KEYS = {50.0: "p50", 90.0: "p90", 95.0: "p95", 99.0: "p99", 99.9: "p999", 99.99: "p9999"}
 ENGINE_LABEL = "seldon_load/engine"
 LATENCY_LABEL = "seldon_load/latency"
 KIND = "summary-only"
@@ -95,8 +94,8 @@ class OstrichStats:
         kinds: dict[str, int] = {}
         prefix = "client/failures/"
         for name, value in self.counters.items():
-            if name.startswith(prefix) and "/" not in name[len(prefix):] and value:
-                kinds[name[len(prefix):]] = int(value)
+            if name.startswith(prefix) and "/" not in name[len(prefix) :] and value:
+                kinds[name[len(prefix) :]] = int(value)
         if not self.by_seldon_load:
             for code, count in self.status_codes().items():
                 if code >= 400 and count:
@@ -174,13 +173,19 @@ class SummaryLoadResult(LoadResult):
 
     @property
     def max(self) -> float:
-        return float(self.latency_summary.get("maximum", math.nan)) if self.latency_summary.get(
-            "count") else math.nan
+        return (
+            float(self.latency_summary.get("maximum", math.nan))
+            if self.latency_summary.get("count")
+            else math.nan
+        )
 
     @property
     def mean(self) -> float:
-        return float(self.latency_summary.get("average", math.nan)) if self.latency_summary.get(
-            "count") else math.nan
+        return (
+            float(self.latency_summary.get("average", math.nan))
+            if self.latency_summary.get("count")
+            else math.nan
+        )
 
     @property
     def timeline(self) -> list[dict[str, Any]]:
@@ -237,17 +242,25 @@ def result_from_stats(
         "percentiles other than p50, p90, p95, p99, p99.9 and p99.99 read as the next one up",
     ]
     if corrected:
-        notes.append("latency measured from the intended send time (seldon-load engine in the "
-                     "pod), HDR histogram with 3 significant digits")
+        notes.append(
+            "latency measured from the intended send time (seldon-load engine in the "
+            "pod), HDR histogram with 3 significant digits"
+        )
     else:
-        notes.append("latency measured from the actual send: NOT corrected for coordinated "
-                     "omission (a stalled generator hides server stalls)")
+        notes.append(
+            "latency measured from the actual send: NOT corrected for coordinated "
+            "omission (a stalled generator hides server stalls)"
+        )
         notes.append("Ostrich buckets: each percentile carries about ±5% error")
-        notes.append("Iago does not report its schedule or its lag: scheduled = sent, and "
-                     "whether it kept up is unknown")
+        notes.append(
+            "Iago does not report its schedule or its lag: scheduled = sent, and "
+            "whether it kept up is unknown"
+        )
     if warmup > 0:
-        notes.append(f"counts cover the {duration:g}s after a {warmup:g}s warm-up; percentiles "
-                     "cover the whole run, warm-up included (Ostrich's are cumulative)")
+        notes.append(
+            f"counts cover the {duration:g}s after a {warmup:g}s warm-up; percentiles "
+            "cover the whole run, warm-up included (Ostrich's are cumulative)"
+        )
     result = SummaryLoadResult(
         target_rate=target_rate,
         duration=duration,
@@ -268,10 +281,12 @@ def result_from_stats(
     )
     if ours:
         health = result.health
-        health.late_sends = int(final.counter("seldon_load/late_sends")
-                                - start.counter("seldon_load/late_sends"))
-        health.sends_checked = int(final.counter("seldon_load/sends_checked")
-                                   - start.counter("seldon_load/sends_checked"))
+        health.late_sends = int(
+            final.counter("seldon_load/late_sends") - start.counter("seldon_load/late_sends")
+        )
+        health.sends_checked = int(
+            final.counter("seldon_load/sends_checked") - start.counter("seldon_load/sends_checked")
+        )
         health.max_lag_ms = final.gauges.get("seldon_load/max_lag_ms", 0.0)
         health.busy_fraction = final.gauges.get("seldon_load/busy_fraction", 0.0)
     return result

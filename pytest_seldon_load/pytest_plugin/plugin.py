@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from .assertions import BudgetExceeded, InvalidMeasurement, budget_checks
-from .durations import duration_option
-from .endpoint import PROTOCOLS
+from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+from ..durations import duration_option
+from ..endpoint import PROTOCOLS
+from ..report.terminal import write_summary
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
     ENGINES,
     RUNNER_KEY,
@@ -19,7 +20,6 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin
     seldon_endpoint,
     seldon_local,
 )
-from .report.terminal import write_summary
 from .run_registry import attach_to_report, collect_from_report, session_runs
 
 OUTCOME_KEY = pytest.StashKey[str]()

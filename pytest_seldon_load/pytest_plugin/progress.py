@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import numpy as np
 import pytest
 
-from .durations import format_ms
-from .engine import ActiveRun, Companion
-from .regression import hdr_percentiles
+from ..durations import format_ms
+from ..engine import ActiveRun, Companion
+from ..regression import hdr_percentiles
 
 REFRESH_S = 0.5
 CLEAR_TO_END = "\x1b[K"

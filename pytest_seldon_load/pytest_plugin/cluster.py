@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..durations import duration_option
-from ..fixtures import ENGINES
+from .fixtures import ENGINES
 
 GROUP_DESCRIPTION = "seldon-load (load tests of Seldon deployments)"
 
@@ -47,7 +47,7 @@ def _labels(option: str):
 
 
 def _key_source(text: str) -> str:
-    from .seldon_cluster import parse_key_source
+    from ..cluster.seldon_cluster import parse_key_source
 
     try:
         parse_key_source(text)
@@ -65,52 +65,130 @@ def _port(text: str) -> int:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("seldon-load", GROUP_DESCRIPTION)
     add = group.addoption
-    add("--seldon-kubeconfig", default=None, metavar="PATH",
-        help="kubeconfig of the cluster running Seldon (enables seldon_cluster)")
-    add("--seldon-context", default=None, metavar="NAME",
+    add(
+        "--seldon-kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="kubeconfig of the cluster running Seldon (enables seldon_cluster)",
+    )
+    add(
+        "--seldon-context",
+        default=None,
+        metavar="NAME",
         help="kubeconfig context (default: the current one; with no --seldon-kubeconfig, of "
-        "$KUBECONFIG or ~/.kube/config)")
-    add("--seldon-namespace", default=None, metavar="NS",
-        help="namespace of the SeldonDeployments (default: the context's, else 'default')")
-    add("--seldon-deployment", default=None, metavar="NAME",
-        help="make seldon_endpoint this SeldonDeployment of the cluster (unless --seldon-url)")
-    add("--seldon-ingress", default=None, metavar="URL", type=_url("--seldon-ingress"),
+        "$KUBECONFIG or ~/.kube/config)",
+    )
+    add(
+        "--seldon-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the SeldonDeployments (default: the context's, else 'default')",
+    )
+    add(
+        "--seldon-deployment",
+        default=None,
+        metavar="NAME",
+        help="make seldon_endpoint this SeldonDeployment of the cluster (unless --seldon-url)",
+    )
+    add(
+        "--seldon-ingress",
+        default=None,
+        metavar="URL",
+        type=_url("--seldon-ingress"),
         help="Istio/Ambassador ingress: deployments are reached at URL/seldon/<ns>/<name> "
-        "(default: status.address.url if it answers from here, else a port-forward)")
-    add("--seldon-wait", default=300.0, metavar="DURATION", type=duration_option("--seldon-wait"),
-        help="how long seldon_cluster.deployment() waits for state Available. Default: 5m")
-    add("--seldon-consumer-keys", default=None, metavar="secret/NAME|configmap/NAME",
+        "(default: status.address.url if it answers from here, else a port-forward)",
+    )
+    add(
+        "--seldon-wait",
+        default=300.0,
+        metavar="DURATION",
+        type=duration_option("--seldon-wait"),
+        help="how long seldon_cluster.deployment() waits for state Available. Default: 5m",
+    )
+    add(
+        "--seldon-consumer-keys",
+        default=None,
+        metavar="secret/NAME|configmap/NAME",
         type=_key_source,
         help="where seldon_cluster.consumer_key(client) reads legacy seldon-server keys: one "
-        "entry per client (the key, or `seldon-cli keys` JSON)")
-    add("--iago-image", default=None, metavar="IMAGE",
+        "entry per client (the key, or `seldon-cli keys` JSON)",
+    )
+    add(
+        "--iago-image",
+        default=None,
+        metavar="IMAGE",
         help="image of the Iago pod (default: seldon-load-iago:latest, built from "
-        "docker/Dockerfile; Seldon's Iago image works too)")
-    add("--iago-pod-selector", default=None, metavar="KEY=VALUE[,...]",
+        "docker/Dockerfile; Seldon's Iago image works too)",
+    )
+    add(
+        "--iago-pod-selector",
+        default=None,
+        metavar="KEY=VALUE[,...]",
         type=_labels("--iago-pod-selector"),
         help="use an existing running pod with these labels (deploy/iago.yaml: app=iago) "
-        "instead of creating one")
-    add("--iago-node-selector", default=None, metavar="KEY=VALUE[,...]",
+        "instead of creating one",
+    )
+    add(
+        "--iago-node-selector",
+        default=None,
+        metavar="KEY=VALUE[,...]",
         type=_labels("--iago-node-selector"),
-        help="node selector of the created pod (Seldon's iago.json used role=iago)")
-    add("--iago-namespace", default=None, metavar="NS",
-        help="namespace of the Iago pod (default: the cluster's)")
-    add("--iago-data-claim", default=None, metavar="PVC",
-        help="mount this PersistentVolumeClaim at /seldon-data (default: an emptyDir)")
-    add("--iago-workdir", default="/seldon-data", metavar="PATH",
-        help="where replays are uploaded in the pod. Default: /seldon-data")
-    add("--iago-target", default=None, metavar="URL", type=_url("--iago-target"),
-        help="the target as the pod sees it (default: the deployment's in-cluster address)")
-    add("--iago-ramp", default=240.0, metavar="DURATION", type=duration_option("--iago-ramp"),
+        help="node selector of the created pod (Seldon's iago.json used role=iago)",
+    )
+    add(
+        "--iago-namespace",
+        default=None,
+        metavar="NS",
+        help="namespace of the Iago pod (default: the cluster's)",
+    )
+    add(
+        "--iago-data-claim",
+        default=None,
+        metavar="PVC",
+        help="mount this PersistentVolumeClaim at /seldon-data (default: an emptyDir)",
+    )
+    add(
+        "--iago-workdir",
+        default="/seldon-data",
+        metavar="PATH",
+        help="where replays are uploaded in the pod. Default: /seldon-data",
+    )
+    add(
+        "--iago-target",
+        default=None,
+        metavar="URL",
+        type=_url("--iago-target"),
+        help="the target as the pod sees it (default: the deployment's in-cluster address)",
+    )
+    add(
+        "--iago-ramp",
+        default=240.0,
+        metavar="DURATION",
+        type=duration_option("--iago-ramp"),
         help="slow-start ramp when the arrival is slow-start-poisson and load_run gives no "
-        "ramp. Default: 240s (Iago's)")
-    add("--iago-poll", default=5.0, metavar="DURATION", type=duration_option("--iago-poll"),
-        help="how often the admin port's /stats.json is read (the timeline). Default: 5s")
-    add("--iago-admin-port", default=9994, metavar="PORT", type=_port,
-        help="the pod's admin port. Default: 9994")
-    add("--iago-startup-timeout", default=120.0, metavar="DURATION",
+        "ramp. Default: 240s (Iago's)",
+    )
+    add(
+        "--iago-poll",
+        default=5.0,
+        metavar="DURATION",
+        type=duration_option("--iago-poll"),
+        help="how often the admin port's /stats.json is read (the timeline). Default: 5s",
+    )
+    add(
+        "--iago-admin-port",
+        default=9994,
+        metavar="PORT",
+        type=_port,
+        help="the pod's admin port. Default: 9994",
+    )
+    add(
+        "--iago-startup-timeout",
+        default=120.0,
+        metavar="DURATION",
         type=duration_option("--iago-startup-timeout"),
-        help="how long the pod and its admin port may take to come up. Default: 2m")
+        help="how long the pod and its admin port may take to come up. Default: 2m",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +202,7 @@ def seldon_pod_transport() -> Any:
 def seldon_cluster(pytestconfig: pytest.Config, seldon_pod_transport: Any):
     """A Kubernetes cluster running Seldon Core: ``.deployment(name)`` → an endpoint once
     Available; ``.consumer_key(client)``. Skipped when no cluster is configured."""
-    from .kube import NOT_CONFIGURED, ClusterError, KubeSettings, connect
+    from ..cluster.kube import NOT_CONFIGURED, ClusterError, KubeSettings, connect
 
     option = pytestconfig.getoption
     settings = KubeSettings(
@@ -138,8 +216,8 @@ def seldon_cluster(pytestconfig: pytest.Config, seldon_pod_transport: Any):
         connection = connect(settings)
     except ClusterError as exc:
         pytest.fail(f"seldon_cluster: {exc}", pytrace=False)
-    from .seldon_cluster import SeldonCluster
-    from .transport import KubernetesTransport
+    from ..cluster.seldon_cluster import SeldonCluster
+    from ..cluster.transport import KubernetesTransport
 
     transport = seldon_pod_transport or KubernetesTransport(connection)
     cluster = SeldonCluster(
@@ -186,10 +264,8 @@ def iago(pytestconfig: pytest.Config, seldon_cluster: Any):
 
 
 def _iago_engine(request: pytest.FixtureRequest, endpoint: Any, replay: Any, **options: Any):
-    """Runs through `iago_engine`, imported when a test first asks for the engine."""
-    from ..iago.engine import iago_engine
-
-    return iago_engine(request, endpoint, replay, **options)
+    """The run goes through the session's `iago` fixture (its pod is made on first use)."""
+    return request.getfixturevalue("iago").run(endpoint, replay, **options)
 
 
 ENGINES["iago"] = _iago_engine

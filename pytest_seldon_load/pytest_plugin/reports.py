@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from .. import fixtures
 from ..assertions import InvalidMeasurement, describe_run
 from ..baseline import (
     DEFAULT_DIRECTORY,
@@ -32,7 +31,6 @@ from ..baseline import (
     run_differences,
     write_baseline,
 )
-from ..progress import LiveProgress, terminal_progress
 from ..redact import redact_text
 from ..regression import (
     METRICS,
@@ -44,11 +42,13 @@ from ..regression import (
     parse_tolerance,
     use_baseline_lookup,
 )
+from ..report.github import append_step_summary, comparisons
+from ..report.html import render_report, write_report
+from ..report.json_report import session_document, write_session_json
 from ..result import LoadResult
-from ..run_registry import item_results, key_of, run_keys, session_runs
-from .github import append_step_summary, comparisons
-from .html import render_report, write_report
-from .json_report import session_document, write_session_json
+from . import fixtures
+from .progress import LiveProgress, terminal_progress
+from .run_registry import item_results, key_of, run_keys, session_runs
 
 DEFAULT_CRITERIA = (("p99", "10%"),)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from .redact import redact_text
-from .report.junit import junit_properties
-from .result import LoadResult
+from ..redact import redact_text
+from ..report.junit import junit_properties
+from ..result import LoadResult
 
 REPORT_ATTRIBUTE = "seldon_load_runs"
 HISTOGRAM_FIELDS = ("latency_hdr", "service_hdr")
@@ -109,7 +109,9 @@ def _entry(
     # Test ids and labels can carry a parametrized consumer key or token: every report and
     # baseline is written from these entries, so they hold the masked names.
     entry = result.to_dict() | {
-        "nodeid": redact_text(nodeid), "key": redact_text(key), "verdict": verdict_word,
+        "nodeid": redact_text(nodeid),
+        "key": redact_text(key),
+        "verdict": verdict_word,
         "label": redact_text(result.label),
     }
     if not keep_histograms:

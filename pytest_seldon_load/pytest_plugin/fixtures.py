@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from .assertions import budget_checks
-from .durations import parse_duration_s
-from .endpoint import SeldonEndpoint
-from .engine import EngineSettings, RunInterrupted, run_load
-from .replay import ReplayFile, ReplayRequest, parse_line, write_replay
-from .result import LoadResult
+from ..assertions import budget_checks
+from ..durations import parse_duration_s
+from ..endpoint import SeldonEndpoint
+from ..engine import EngineSettings, RunInterrupted, run_load
+from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
+from ..result import LoadResult
 from .run_registry import register_result
 
 COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
@@ -89,7 +89,7 @@ def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def seldon_local(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
     """A real Seldon model server (MLServer, V2 protocol, sklearn iris) on loopback."""
-    from .cluster.local import INSTALL_HINT, LocalSeldonServer, mlserver_available
+    from ..cluster.local import INSTALL_HINT, LocalSeldonServer, mlserver_available
 
     if not mlserver_available():
         pytest.skip(f"MLServer is not installed; install it with: {INSTALL_HINT}")
@@ -140,7 +140,7 @@ class ReplayFactory:
         **options: Any,
     ) -> ReplayFile:
         """Prediction requests in the endpoint's protocol from feature specs (default: iris)."""
-        from .generate import write_prediction_replay
+        from ..generate import write_prediction_replay
 
         return write_prediction_replay(
             self._next_path("prediction"),
@@ -154,7 +154,7 @@ class ReplayFactory:
 
     def recommendation(self, **options: Any) -> ReplayFile:
         """Seldon's recommendation + action pairs for the legacy JS API."""
-        from .generate import write_recommendation_replay
+        from ..generate import write_recommendation_replay
 
         return write_recommendation_replay(self._next_path("recommendation"), **options)
 
