@@ -41,7 +41,13 @@ from .pacer import Pacer
 from .protocols import judge
 from .redact import redact_url
 from .replay import ReplayFile, ReplayRequest
-from .result import LoadResult, Recorder
+from .result import (
+    BUSY_FRACTION_ALLOWED,
+    LAG_THRESHOLD_MS,
+    LATE_FRACTION_ALLOWED,
+    LoadResult,
+    Recorder,
+)
 
 Companion = Callable[["ActiveRun"], contextlib.AbstractAsyncContextManager]
 
@@ -58,9 +64,9 @@ class EngineSettings:
     connections: int = 64
     max_in_flight: int | None = None
     timeout: float = 10.0
-    lag_threshold_ms: float = 5.0
-    late_fraction_allowed: float = 0.01
-    busy_fraction_allowed: float = 0.9
+    lag_threshold_ms: float = LAG_THRESHOLD_MS
+    late_fraction_allowed: float = LATE_FRACTION_ALLOWED
+    busy_fraction_allowed: float = BUSY_FRACTION_ALLOWED
     part: int = 0
     parts: int = 1
 

@@ -164,20 +164,28 @@ def _json_float(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
+LAG_THRESHOLD_MS = 5.0
+"""A send that leaves more than this after it could have is late."""
+LATE_FRACTION_ALLOWED = 0.01
+"""A run with more late sends than this share did not keep up."""
+BUSY_FRACTION_ALLOWED = 0.9
+"""An engine thread busier than this share of the sending period did not keep up."""
+
+
 @dataclass
 class GeneratorHealth:
     """Did the load generator hold its own schedule? If not, its lag is inside the latencies."""
 
     late_sends: int = 0
     max_lag_ms: float = 0.0
-    lag_threshold_ms: float = 5.0
-    late_fraction_allowed: float = 0.01
+    lag_threshold_ms: float = LAG_THRESHOLD_MS
+    late_fraction_allowed: float = LATE_FRACTION_ALLOWED
     sends_checked: int = 0
     busy_fraction: float = 0.0
     """Share of the sending period the engine's thread spent on a CPU. A saturated event loop
     reads answers late, which fills the pool and passes for a slow server: above
     `busy_fraction_allowed` the run did not keep up, however punctual its sends look."""
-    busy_fraction_allowed: float = 0.9
+    busy_fraction_allowed: float = BUSY_FRACTION_ALLOWED
 
     @property
     def late_fraction(self) -> float:
@@ -457,10 +465,14 @@ class LoadResult:
                 late_sends=int(health.get("late_sends", 0)),
                 sends_checked=int(health.get("sends_checked", 0)),
                 max_lag_ms=float(health.get("max_lag_ms", 0.0)),
-                lag_threshold_ms=float(health.get("lag_threshold_ms", 5.0)),
-                late_fraction_allowed=float(health.get("late_fraction_allowed", 0.01)),
+                lag_threshold_ms=float(health.get("lag_threshold_ms", LAG_THRESHOLD_MS)),
+                late_fraction_allowed=float(
+                    health.get("late_fraction_allowed", LATE_FRACTION_ALLOWED)
+                ),
                 busy_fraction=float(health.get("busy_fraction", 0.0)),
-                busy_fraction_allowed=float(health.get("busy_fraction_allowed", 0.9)),
+                busy_fraction_allowed=float(
+                    health.get("busy_fraction_allowed", BUSY_FRACTION_ALLOWED)
+                ),
             ),
             engine=str(data.get("engine", "embedded")),
             corrected=bool(data.get("corrected", True)),

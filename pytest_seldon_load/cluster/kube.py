@@ -20,13 +20,13 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from ..redact import redact_text, redact_url, register_secret
+
 # The kubernetes client (37 and later) loads its API classes lazily, on first attribute
 # access. Two threads doing that at once (a port-forward's and the test's) can meet a
 # half-imported module ("has no attribute 'CoreV1Api'"): the classes used here load now.
 for _api_class in ("ApiClient", "Configuration", "CoreV1Api", "CustomObjectsApi"):
     getattr(k8s, _api_class)
-
-from ..redact import redact_text, redact_url, register_secret
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 API_TIMEOUT_S = 15.0
