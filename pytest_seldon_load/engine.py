@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .endpoint import SeldonEndpoint
-from .http_pool import HttpPool, request_bytes
+from .http_pool import MAX_ANSWER_BYTES, HttpPool, request_bytes
 from .pacer import Pacer
 from .protocols import judge
 from .redact import redact_url
@@ -69,6 +69,7 @@ class EngineSettings:
     busy_fraction_allowed: float = BUSY_FRACTION_ALLOWED
     part: int = 0
     parts: int = 1
+    max_answer_bytes: int = MAX_ANSWER_BYTES
 
     def __post_init__(self) -> None:
         if self.connections < 1:
@@ -79,6 +80,8 @@ class EngineSettings:
             raise ValueError(f"timeout must be positive, got {self.timeout}")
         if not 0 <= self.part < self.parts:
             raise ValueError(f"part must be in 0..{self.parts - 1}, got {self.part}")
+        if self.max_answer_bytes < 1:
+            raise ValueError(f"max_answer_bytes must be at least 1, got {self.max_answer_bytes}")
 
     @property
     def in_flight_bound(self) -> int:
@@ -137,11 +140,16 @@ class ActiveRun:
         self.stopped_at: float | None = None
         self.interrupted = False
         self.drained: asyncio.Future | None = None
+        self.retries = 0
 
     async def run(self, companion: Companion | None = None) -> None:
         settings = self.settings
         self.pool = HttpPool(
-            self.endpoint.base_url, connections=settings.connections, timeout=settings.timeout
+            self.endpoint.base_url,
+            connections=settings.connections,
+            timeout=settings.timeout,
+            max_answer_bytes=settings.max_answer_bytes,
+            on_retry=self._on_retry,
         )
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
@@ -177,7 +185,11 @@ class ActiveRun:
             self._dispatcher.cancel()
 
     async def _drain(self) -> None:
-        """Wait for in-flight requests (each ends by its own timeout), then close the pool."""
+        """Wait for in-flight requests (each ends by its own timeout), then close the pool.
+
+        Interrupted, it does not wait: what is still in flight ends as `interrupted_in_flight`
+        (see `_on_done`).
+        """
         if self.in_flight and not self.interrupted:
             self.drained = asyncio.get_running_loop().create_future()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -268,9 +280,12 @@ class ActiveRun:
         done_at: float,
     ) -> None:
         start = self.start
-        kind = error if error is not None else judge(self.endpoint.protocol, status, body)
-        if kind == "interrupted" and offset >= self.warmup:
-            self.recorder.withdrawn(offset)
+        if error is None and status is not None:
+            kind = judge(self.endpoint.protocol, status, body)
+        else:
+            kind = error
+        if kind == "interrupted":
+            self._unanswered_at_interrupt(offset, written_at, done_at)
         else:
             self.recorder.completed(offset, written_at - start, done_at - start, status, kind)
         self.in_flight -= 1
@@ -280,6 +295,26 @@ class ActiveRun:
             waiter.set_result(None)
         if self.in_flight == 0 and self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
+
+    def _unanswered_at_interrupt(self, offset: float, written_at: float, done_at: float) -> None:
+        """A request still waiting at the interrupt: its latency is at least its wait so far.
+
+        One on the wire counts as sent and unanswered (`interrupted_in_flight`), its waits so
+        far as latency and service time; one still queued for a connection never left, and
+        counts as unsent with its wait so far. Dropping either would hide a stalled server.
+        """
+        start = self.start
+        if written_at < done_at:
+            self.recorder.completed(
+                offset, written_at - start, done_at - start, None, "interrupted_in_flight"
+            )
+        else:
+            self.recorder.withdrawn(offset)
+            self.recorder.never_sent(offset, done_at - start)
+
+    def _on_retry(self, offset: float) -> None:
+        if offset >= self.warmup:
+            self.retries += 1
 
     def result(self, **info: Any) -> LoadResult:
         duration = self.pacer.duration - self.warmup
@@ -295,6 +330,7 @@ class ActiveRun:
             target=redact_url(self.endpoint.base_url),
             arrival=self.pacer.arrival,
             seed=self.pacer.seed,
+            retries=self.retries,
             **info,
         )
 

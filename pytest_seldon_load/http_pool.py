@@ -11,25 +11,43 @@ It does what a load generator needs and no more: HTTP/1.1 with Content-Length or
 bodies, keep-alive and ``Connection: close``, TLS, a per-request deadline, and a FIFO of
 requests waiting for a free connection. No redirects, cookies, proxies or compression (the
 requests do not ask for it).
+
+Two things keep a hostile or merely ordinary server from distorting the measurement:
+
+* A kept-alive connection the server closed while it sat idle (proxies and load balancers
+  do, after a few seconds or milliseconds) may take a request before its close arrives. A
+  request lost that way, on a connection that had answered before and with no byte of answer
+  back, never reached the application: it is sent once more on a fresh connection and counted
+  as a retry, not as the server's error.
+* Only the first `KEPT_BODY_BYTES` of an answer's body are kept (what the protocols' error
+  checks read); an answer larger than `max_answer_bytes` in all fails as `answer_too_large`
+  and its connection is closed, so an endless body costs neither memory nor time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Mapping
 from time import perf_counter
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
 
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Headers that frame the message on the wire: only the pool writes them."""
+KEPT_BODY_BYTES = 64 * 1024
+"""How much of an answer's body is kept for judging: Seldon's error bodies fit many times."""
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""An answer larger than this (head and body) is an error: `answer_too_large`."""
 
-Callback = Callable[[object, "int | None", bytes, "str | None", float, float], None]
-"""on_done(context, status, body, error_kind, written_at, done_at)."""
+Callback = Callable[[Any, "int | None", bytes, "str | None", float, float], None]
+"""on_done(context, status, body, error_kind, written_at, done_at); `written_at` equals
+`done_at` when the request never went on the wire."""
 
 
 def request_bytes(
@@ -65,16 +83,26 @@ def request_bytes(
 
 
 class _Pending:
-    __slots__ = ("callback", "connection", "context", "head", "payload", "timer", "written_at")
+    __slots__ = (
+        "callback",
+        "connection",
+        "context",
+        "head",
+        "payload",
+        "retried",
+        "timer",
+        "written_at",
+    )
 
     def __init__(self, payload: bytes, callback: Callback, context: object) -> None:
         self.payload = payload
         self.head = payload.startswith(b"HEAD ")  # its answer has headers and no body
-        self.callback = callback
+        self.callback: Callback | None = callback
         self.context = context
         self.connection: _Connection | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.written_at = 0.0
+        self.retried = False
 
     def finish(self, status: int | None, body: bytes, error: str | None) -> None:
         done = perf_counter()
@@ -95,6 +123,9 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.pending: _Pending | None = None
         self.body: list[bytes] = []
+        self.kept = 0  # bytes of body kept for the current answer
+        self.received = 0  # bytes of the current answer received, head included
+        self.answered = False  # has answered a request before: may go stale while idle
         self.headers_done = False
         self.framed = False  # Content-Length or chunked: the body does not end at EOF
         self.closed = False
@@ -104,6 +135,12 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received > self.pool.max_answer_bytes and self.pending is not None:
+            status = self.parser.get_status_code() if self.headers_done else None
+            self._fail("answer_too_large", status)
+            self.abort()
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -118,6 +155,8 @@ class _Connection(asyncio.Protocol):
             if exc is None and self.headers_done and not self.framed:
                 # A body delimited by the end of the connection ends here.
                 pending.finish(self.parser.get_status_code(), b"".join(self.body), None)
+            elif self.answered and not self.received and not pending.retried:
+                self.pool._retry(pending)  # the server had closed it while it was idle
             else:
                 kind = (
                     "connection_reset"
@@ -143,7 +182,12 @@ class _Connection(asyncio.Protocol):
             self._complete(parser.get_status_code(), parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        kept = self.kept
+        if kept < KEPT_BODY_BYTES:
+            if kept + len(body) > KEPT_BODY_BYTES:
+                body = body[: KEPT_BODY_BYTES - kept]
+            self.body.append(body)
+            self.kept = kept + len(body)
 
     def on_message_complete(self) -> None:
         self._complete(self.parser.get_status_code(), self.parser.should_keep_alive())
@@ -154,11 +198,13 @@ class _Connection(asyncio.Protocol):
         self.headers_done = self.framed = False
         body = b"".join(self.body) if self.body else b""
         self.body.clear()
+        self.kept = 0
         if pending is None:
             self.abort()  # a response nobody asked for: the stream is out of step
             return
         pending.finish(status, body, None)
         if keep_alive and not self.closed:
+            self.answered = True
             self.pool._release(self)
         else:
             self.abort()
@@ -166,15 +212,16 @@ class _Connection(asyncio.Protocol):
     # used by the pool
     def send(self, pending: _Pending) -> None:
         self.pending = pending
+        self.received = 0
         pending.connection = self
         pending.written_at = perf_counter()
-        self.transport.write(pending.payload)
+        self.transport.write(pending.payload)  # type: ignore[union-attr]  # set once connected
 
-    def _fail(self, kind: str) -> None:
+    def _fail(self, kind: str, status: int | None = None) -> None:
         pending = self.pending
         if pending is not None:
             self.pending = None
-            pending.finish(None, b"", kind)
+            pending.finish(status, b"", kind)
 
     def abort(self) -> None:
         if not self.closed:
@@ -184,7 +231,10 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpPool:
-    """Up to `connections` keep-alive connections to one origin; extra requests wait in FIFO."""
+    """Up to `connections` keep-alive connections to one origin; extra requests wait in FIFO.
+
+    `on_retry(context)` is told of each request sent again after it met a stale connection.
+    """
 
     def __init__(
         self,
@@ -192,6 +242,8 @@ class HttpPool:
         *,
         connections: int,
         timeout: float,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        on_retry: Callable[[Any], None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -206,6 +258,9 @@ class HttpPool:
         self.path_prefix = parts.path.rstrip("/")
         self.connections = connections
         self.timeout = timeout
+        self.max_answer_bytes = max_answer_bytes
+        self.on_retry = on_retry
+        self.retries = 0
         self.loop = loop or asyncio.get_running_loop()
         self._ssl = ssl.create_default_context() if self.tls else None
         self._idle: list[_Connection] = []
@@ -245,13 +300,7 @@ class HttpPool:
             )
         except (OSError, asyncio.TimeoutError) as exc:
             self._opening -= 1
-            kind = (
-                "connection_refused"
-                if isinstance(exc, ConnectionRefusedError)
-                else "timeout"
-                if isinstance(exc, asyncio.TimeoutError)
-                else "connect_error"
-            )
+            kind = _connect_error_kind(exc)
             # Each waiting request gets its own attempt, and its own honest failure.
             waiting = self._waiting
             while waiting:
@@ -277,6 +326,18 @@ class HttpPool:
                 connection.send(pending)
                 return
         self._idle.append(connection)
+
+    def _retry(self, pending: _Pending) -> None:
+        """Send `pending` again, first in line, on the next connection free (a fresh one)."""
+        if self._closed:
+            pending.finish(None, b"", "server_disconnected")
+            return
+        pending.retried = True
+        pending.connection = None
+        self.retries += 1
+        self._waiting.appendleft(pending)
+        if self.on_retry is not None:
+            self.on_retry(pending.context)
 
     def _lost(self, connection: _Connection) -> None:
         self._all.discard(connection)
@@ -307,3 +368,16 @@ class HttpPool:
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0)
+
+
+def _connect_error_kind(exc: BaseException) -> str:
+    """The error kind of a connection that could not be opened."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, socket.gaierror):
+        return "dns_error"
+    if isinstance(exc, ssl.SSLError):
+        return "tls_error"
+    return "connect_error"

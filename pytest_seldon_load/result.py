@@ -233,6 +233,9 @@ class LoadResult:
     ok: int = 0
     errors: int = 0
     unsent: int = 0
+    retries: int = 0
+    """Requests sent a second time after meeting a connection the server had closed while
+    idle (not errors: the first attempt never reached the application)."""
     status_codes: dict[int, int] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)
     latency: HdrHistogram = field(default_factory=new_histogram, repr=False)
@@ -348,6 +351,7 @@ class LoadResult:
             merged.ok += part.ok
             merged.errors += part.errors
             merged.unsent += part.unsent
+            merged.retries += part.retries
             merged.interrupted = merged.interrupted or part.interrupted
             for code, n in part.status_codes.items():
                 merged.status_codes[code] = merged.status_codes.get(code, 0) + n
@@ -397,6 +401,7 @@ class LoadResult:
         return {
             "schema": SCHEMA,
             **self.summary(),
+            "retries": self.retries,
             "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
             "error_kinds": dict(sorted(self.error_kinds.items())),
             "health": {
@@ -456,6 +461,7 @@ class LoadResult:
             ok=int(data["ok"]),
             errors=int(data["errors"]),
             unsent=int(data.get("unsent", 0)),
+            retries=int(data.get("retries", 0)),
             status_codes={int(k): int(v) for k, v in data.get("status_codes", {}).items()},
             error_kinds={str(k): int(v) for k, v in data.get("error_kinds", {}).items()},
             latency=_decode(data.get("latency_hdr", "")),

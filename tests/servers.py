@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -57,10 +58,14 @@ async def by_path(request: web.Request) -> web.StreamResponse:
 
 
 class ServerThread:
-    """Serve one handler for every method and path on 127.0.0.1, from a background thread."""
+    """Serve one handler for every method and path on 127.0.0.1, from a background thread.
 
-    def __init__(self, handler: Handler) -> None:
+    `keepalive_timeout` (seconds) is how long the server keeps an idle connection open.
+    """
+
+    def __init__(self, handler: Handler, keepalive_timeout: float = 75.0) -> None:
         self.handler = handler
+        self.keepalive_timeout = keepalive_timeout
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -95,7 +100,12 @@ class ServerThread:
             return await handler(request)
 
         app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=0.2,
+            keepalive_timeout=self.keepalive_timeout,
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -246,3 +256,114 @@ def cut_short(chunked: bool) -> Handler:
         return response
 
     return handler
+
+
+class Counting:
+    """Answer a V2 success (closing the connection after it if `close`); count requests."""
+
+    def __init__(self, close: bool = False) -> None:
+        self.close = close
+        self.seen = 0
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen += 1
+        response = json_response(V2_OK)
+        if self.close:
+            response.force_close()
+        return response
+
+
+async def never_answers(request: web.Request) -> web.Response:
+    """Read the request and hold it until the server stops."""
+    await request.read()
+    await asyncio.Event().wait()
+    return web.Response()
+
+
+async def reset_mid_answer(request: web.Request) -> web.StreamResponse:
+    """Start a 200 with part of its body, then close with a TCP RST (SO_LINGER 0)."""
+    await request.read()
+    response = web.StreamResponse(headers={"Content-Length": "100"})
+    await response.prepare(request)
+    await response.write(b'{"outp')
+    await asyncio.sleep(0.02)
+    sock = request.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    request.transport.abort()
+    return response
+
+
+def chunked(body: bytes, pieces: int) -> Handler:
+    """Answer 200 with `body` in `pieces` chunks of chunked transfer encoding."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        step = max(1, -(-len(body) // pieces))
+        for start in range(0, len(body), step):
+            await response.write(body[start : start + step])
+        await response.write_eof()
+        return response
+
+    return handler
+
+
+def large(size: int) -> Handler:
+    """Answer 200 with a body of `size` bytes, announced by Content-Length."""
+    payload = b"x" * size
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=payload, content_type="application/octet-stream")
+
+    return handler
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """Answer 200 with a chunked body that never ends (until the client goes away)."""
+    await request.read()
+    response = web.StreamResponse()
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    piece = b"y" * 65536
+    while True:
+        await response.write(piece)
+
+
+def trickle(body: bytes, interval: float) -> Handler:
+    """Answer 200 with `body` announced by Content-Length, one byte every `interval` s."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Length": str(len(body))})
+        await response.prepare(request)
+        for index in range(len(body)):
+            await response.write(body[index : index + 1])
+            if index + 1 < len(body):
+                await asyncio.sleep(interval)
+        return response
+
+    return handler
+
+
+class HangUpOnReuse:
+    """Answer the first request on each connection; close the connection, unanswered, when a
+    second one arrives on it (a server closing an idle connection as a request reaches it)."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.hung_up = 0
+        self._answered: set[object] = set()
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        await request.read()
+        self.seen += 1
+        if request.transport in self._answered:
+            self.hung_up += 1
+            request.transport.close()
+            return web.Response()
+        self._answered.add(request.transport)
+        return json_response(V2_OK)

@@ -14,7 +14,7 @@ from time import perf_counter
 import pytest
 from aiohttp import web
 
-from pytest_seldon_load.http_pool import HttpPool, request_bytes
+from pytest_seldon_load.http_pool import KEPT_BODY_BYTES, HttpPool, request_bytes
 
 RawHandler = Callable[["Conn"], Awaitable[None]]
 
@@ -468,6 +468,8 @@ def test_server_closing_without_an_answer_is_server_disconnected():
             assert (call.status, call.body, call.error) == (None, b"", "server_disconnected")
             await asyncio.sleep(0.05)
             assert len(results.calls) == 1
+            assert pool.retries == 0  # a fresh connection: the server's own doing
+            assert server.accepted == 1
 
     run(scenario)
 
@@ -713,6 +715,155 @@ def test_idle_connection_closed_by_the_server_is_not_used():
             calls = await results.wait(2)
             assert [(c.status, c.error) for c in calls] == [(200, None)] * 2
             assert server.accepted == 2
+
+    run(scenario)
+
+
+def answer_once_then(close: Callable[[Conn], Awaitable[None]]) -> RawHandler:
+    """Answer the first request on each connection; `close` it when the next one arrives."""
+
+    async def handler(conn: Conn) -> None:
+        await conn.read_request()
+        await conn.send(response(b"ok %d" % conn.index))
+        await conn.read_request()
+        await close(conn)
+
+    return handler
+
+
+async def close_cleanly(conn: Conn) -> None:
+    conn.writer.close()
+
+
+async def close_with_reset(conn: Conn) -> None:
+    conn.reset()
+
+
+@pytest.mark.parametrize("close", [close_cleanly, close_with_reset], ids=["fin", "rst"])
+def test_a_request_lost_on_a_stale_connection_is_sent_again_on_a_fresh_one(close):
+    async def scenario() -> None:
+        retried: list[object] = []
+        async with RawServer(answer_once_then(close)) as server:
+            pool = HttpPool(server.url, connections=1, timeout=2.0, on_retry=retried.append)
+            try:
+                results = Results()
+                pool.submit(get(pool), results, "first")
+                await results.wait(1)
+                pool.submit(get(pool), results, "second")
+                calls = await results.wait(2)
+                await asyncio.sleep(0.05)
+            finally:
+                pool.close()
+        assert [(c.context, c.status, c.body, c.error) for c in calls] == [
+            ("first", 200, b"ok 1", None),
+            ("second", 200, b"ok 2", None),
+        ]
+        assert (pool.retries, retried, server.accepted) == (1, ["second"], 2)
+        assert calls[1].written_at < calls[1].done_at
+
+    run(scenario)
+
+
+def test_a_stale_connection_retry_is_made_once_only():
+    async def handler(conn: Conn) -> None:
+        if conn.index == 1:
+            await answer_once_then(close_cleanly)(conn)
+        else:
+            await conn.read_request()
+            conn.writer.close()
+
+    async def scenario() -> None:
+        async with RawServer(handler) as server, pool_for(server.url) as pool:
+            results = Results()
+            pool.submit(get(pool), results, 1)
+            await results.wait(1)
+            pool.submit(get(pool), results, 2)
+            calls = await results.wait(2)
+            await asyncio.sleep(0.05)
+            assert [(c.status, c.error) for c in calls] == [
+                (200, None),
+                (None, "server_disconnected"),
+            ]
+            assert (pool.retries, server.accepted, len(results.calls)) == (1, 2, 2)
+
+    run(scenario)
+
+
+def test_no_retry_once_part_of_the_answer_came_back():
+    async def handler(conn: Conn) -> None:
+        await conn.read_request()
+        await conn.send(response(b"ok"))
+        await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+        conn.writer.close()
+
+    async def scenario() -> None:
+        async with RawServer(handler) as server, pool_for(server.url) as pool:
+            results = Results()
+            pool.submit(get(pool), results, 1)
+            await results.wait(1)
+            pool.submit(get(pool), results, 2)
+            calls = await results.wait(2)
+            await asyncio.sleep(0.05)
+            assert calls[1].error == "server_disconnected"
+            assert (pool.retries, server.accepted, len(results.calls)) == (0, 1, 2)
+
+    run(scenario)
+
+
+def test_a_large_body_is_kept_only_up_to_what_the_judge_reads():
+    big = b"x" * (3 * 1024 * 1024)
+
+    async def scenario() -> None:
+        async with (
+            RawServer(keep_alive(lambda _head: response(big))) as server,
+            pool_for(server.url) as pool,
+        ):
+            results = Results()
+            pool.submit(get(pool), results, 1)
+            pool.submit(get(pool), results, 2)
+            calls = await results.wait(2)
+        assert [(c.status, c.error) for c in calls] == [(200, None)] * 2
+        assert [c.body for c in calls] == [big[:KEPT_BODY_BYTES]] * 2
+        assert server.accepted == 1  # the whole body was read: the connection stays usable
+
+    run(scenario)
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "endless"])
+def test_an_answer_over_the_maximum_is_answer_too_large_and_its_connection_closed(framing):
+    async def handler(conn: Conn) -> None:
+        await conn.read_request()
+        if conn.index > 1:
+            await conn.send(response(b"small"))
+            return
+        if framing == "content-length":
+            await conn.send(response(b"z" * (3 * MIB)))
+        elif framing == "chunked":
+            await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            await conn.send(b"%x\r\n" % (3 * MIB) + b"z" * (3 * MIB) + b"\r\n0\r\n\r\n")
+        else:
+            await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while True:
+                await conn.send(b"10000\r\n" + b"z" * 65536 + b"\r\n")
+
+    async def scenario() -> None:
+        async with RawServer(handler) as server:
+            pool = HttpPool(server.url, connections=1, timeout=2.0, max_answer_bytes=MIB)
+            try:
+                results = Results()
+                pool.submit(get(pool), results, 1)
+                [call] = await results.wait(1)
+                assert (call.status, call.body, call.error) == (200, b"", "answer_too_large")
+                pool.submit(get(pool), results, 2)
+                calls = await results.wait(2)
+                assert (calls[1].status, calls[1].body) == (200, b"small")
+                assert server.accepted == 2
+            finally:
+                pool.close()
 
     run(scenario)
 

@@ -50,7 +50,8 @@ def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
         try:
             run_load(SeldonEndpoint({target_url!r}), replay, rate=100, duration=30)
         except RunInterrupted as stop:
-            print(json.dumps(stop.result.summary()), flush=True)
+            kinds = stop.result.error_kinds
+            print(json.dumps({{**stop.result.summary(), "error_kinds": kinds}}), flush=True)
             sys.exit(3)
     """)
     )
@@ -68,7 +69,9 @@ def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["interrupted"] is True
     assert 50 <= summary["requests"] <= 400
-    assert summary["errors"] == 0
+    # Only what was in flight at the interrupt is unanswered (at 100/s, rarely more than 1).
+    assert set(summary["error_kinds"]) <= {"interrupted_in_flight"}
+    assert summary["errors"] <= 2
     assert summary["duration"] < 5
     assert summary["achieved_rate"] == pytest.approx(100, rel=0.3)
     assert elapsed < 10
