@@ -27,6 +27,8 @@ class SeldonEndpoint:
     model: str = "iris"
     headers: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
+    infer_path_override: str = ""
+    """The prediction path when the protocol's is not the one (``/v2/pipelines/NAME/infer``)."""
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -46,6 +48,8 @@ class SeldonEndpoint:
     @property
     def infer_path(self) -> str:
         """The prediction path of this protocol, relative to the base URL."""
+        if self.infer_path_override:
+            return self.infer_path_override
         if self.protocol == "v2":
             return f"/v2/models/{self.model}/infer"
         if self.protocol == "v1":

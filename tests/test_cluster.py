@@ -20,7 +20,7 @@ from servers import V2_OK, ClosedPort, ServerThread, fixed
 from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
 from pytest_seldon_load.cluster.loopback import LoopbackTransport
-from pytest_seldon_load.cluster.seldon import DeploymentNotReady
+from pytest_seldon_load.cluster.resources.sdep import DeploymentNotReady
 from pytest_seldon_load.cluster.seldon_cluster import SeldonCluster
 from pytest_seldon_load.redact import redact_text
 

@@ -1,4 +1,5 @@
-"""Cluster examples: load tests of a SeldonDeployment, from this machine and from an Iago pod.
+"""Cluster examples: load tests of a SeldonDeployment (Core 1), from this machine and from an
+Iago pod; and of a Core 2 Model and Pipeline made for the session (test_iris_core2.py).
 
 Nothing here is needed by the plugin; the options say where the cluster is:
 
@@ -15,5 +16,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def iris(seldon_cluster, pytestconfig):
-    """The deployment under test, once Available (--seldon-deployment, default iris)."""
-    return seldon_cluster.deployment(pytestconfig.getoption("seldon_deployment") or "iris")
+    """The resource under test, once ready (--seldon-deployment, default the SeldonDeployment
+    iris; model/NAME, pipeline/NAME or experiment/NAME for Core 2)."""
+    return seldon_cluster.endpoint_for(pytestconfig.getoption("seldon_deployment") or "iris")

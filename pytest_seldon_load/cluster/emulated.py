@@ -3,7 +3,10 @@
 The API server is kmock's Kubernetes emulator (``pip install kmock``), a real HTTP server that
 stores objects; the official client talks to it through an ordinary kubeconfig. What a cluster
 would do by itself is done here through the API, as its controllers would: an "operator" sets
-a SeldonDeployment's status, a "kubelet" marks new pods Running. Exec and port-forward are not
+a SeldonDeployment's status, a "kubelet" marks new pods Running, a Core 2 "scheduler" takes
+new Models, Pipelines and Experiments through ``ModelProgressing`` to ``Ready`` and opens their
+routes on a stand-in mesh (`mesh.StandInMesh`, routing only by ``Seldon-Model``), which a
+``seldon-mesh`` Service leads to. Exec and port-forward are not
 emulated (they ride websockets); pair this with `loopback.LoopbackTransport`. The emulator
 stores objects as sent: give metadata.namespace in what you create (a real API server fills
 it in), or the kubelet cannot find the pod again.
@@ -13,6 +16,8 @@ Try it::
     python -m pytest_seldon_load.cluster.emulated --kubeconfig /tmp/emulated.kubeconfig \\
         --local-mlserver
     pytest --seldon-kubeconfig /tmp/emulated.kubeconfig --seldon-deployment iris ...
+    pytest --seldon-kubeconfig /tmp/emulated.kubeconfig --seldon-ingress MESH_URL \
+        --seldon-deployment model/iris ...
 """
 
 from __future__ import annotations
@@ -32,11 +37,53 @@ from typing import Any
 from kubernetes import client as k8s
 
 from ..durations import parse_duration_s
-from .seldon import GROUP, PLURAL, VERSION
+from .mesh import StandInMesh
+from .resources import KINDS
+from .resources.core2 import Core2Kind
+from .resources.sdep import GROUP, PLURAL, VERSION
 
 KUBELET_TICK_S = 0.05
+SCHEDULER_TICK_S = 0.1
+CORE2 = {kind.kind: kind for kind in KINDS.values() if isinstance(kind, Core2Kind)}
+"""Core 2's kinds by API kind (Model, Pipeline, Experiment)."""
+CORE2_STATES = ("ready", "progressing", "failed")
+
+
+def core2_conditions(kind: str, state: str, text: str = "") -> list[dict[str, Any]]:
+    """Status conditions as Core 2 writes them for a `kind` that is `state`.
+
+    Models put the state in ``message`` and the text in ``reason``; Pipelines and Experiments
+    the reverse. A failed Model's state is ``ScheduleFailed`` when `text` says "schedule".
+    """
+    if state not in CORE2_STATES:
+        raise ValueError(f"state: expected one of {', '.join(CORE2_STATES)}, got {state!r}")
+    ready = state == "ready"
+    flag = "True" if ready else "False"
+    if kind == "Model":
+        word = {
+            "ready": "ModelAvailable",
+            "progressing": "ModelProgressing",
+            "failed": "ScheduleFailed" if "schedule" in text.lower() else "ModelFailed",
+        }[state]
+        first = {"type": "ModelReady", "status": flag, "message": word, "reason": text or word}
+    elif kind == "Pipeline":
+        word = {"ready": "PipelineReady", "progressing": "PipelineCreating"}.get(
+            state, "PipelineFailed"
+        )
+        first = {"type": "PipelineReady", "status": flag, "reason": word, "message": text or word}
+    elif kind == "Experiment":
+        word = {"ready": "ExperimentReady", "progressing": "CandidatesNotReady"}.get(
+            state, "ExperimentFailed"
+        )
+        first = {"type": "ExperimentReady", "status": flag, "reason": word, "message": text or word}
+    else:
+        raise ValueError(f"kind: expected one of {', '.join(CORE2)}, got {kind!r}")
+    return [first, {"type": "Ready", "status": flag}]
+
+
 RESOURCES = {
     f"{GROUP}/{VERSION}/{PLURAL}": "SeldonDeployment",
+    **{f"{k.group}/{k.version}/{k.plural}": k.kind for k in CORE2.values()},
     "v1/pods": "Pod",
     "v1/services": "Service",
     "v1/secrets": "Secret",
@@ -51,19 +98,29 @@ class EmulatedKubernetes:
     "image-pull-backoff" (Pending, waiting on an image that never comes), or None (untouched).
     """
 
-    def __init__(self, *, kubelet: str | None = "run", pod_start_delay: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        kubelet: str | None = "run",
+        pod_start_delay: float = 0.1,
+        core2_ready_delay: float = 0.3,
+    ) -> None:
         if kubelet not in (None, "run", "image-pull-backoff"):
             raise ValueError(
                 f"kubelet: expected 'run', 'image-pull-backoff' or None, got {kubelet!r}"
             )
         self.kubelet = kubelet
         self.pod_start_delay = pod_start_delay
+        self.core2_ready_delay = core2_ready_delay
+        self.mesh: StandInMesh | None = None
+        self._routes_lock = threading.Lock()
         self.url = ""
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._kubelet_thread: threading.Thread | None = None
+        self._scheduler_thread: threading.Thread | None = None
         self._halt = threading.Event()
         self._error: BaseException | None = None
         self._api: k8s.ApiClient | None = None
@@ -90,12 +147,19 @@ class EmulatedKubernetes:
                 target=self._kubelet_loop, name="emulated-kubelet", daemon=True
             )
             self._kubelet_thread.start()
+        self._scheduler_thread = threading.Thread(
+            target=self._scheduler_loop, name="emulated-seldon-scheduler", daemon=True
+        )
+        self._scheduler_thread.start()
         return self
 
     def stop(self) -> None:
         self._halt.set()
-        if self._kubelet_thread is not None:
-            self._kubelet_thread.join(5)
+        for thread in (self._kubelet_thread, self._scheduler_thread):
+            if thread is not None:
+                thread.join(5)
+        if self.mesh is not None:
+            self.mesh.stop()
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
@@ -246,6 +310,158 @@ class EmulatedKubernetes:
         thread.start()
         return thread
 
+    # --- Core 2 ---------------------------------------------------------------------
+    def create_core2(
+        self,
+        kind: str,
+        name: str,
+        namespace: str = "default",
+        *,
+        spec: Mapping[str, Any] | None = None,
+        state: str | None = "ready",
+        text: str = "",
+    ) -> None:
+        """A Model, Pipeline or Experiment; with `state` None, the scheduler takes it through
+        ModelProgressing to Ready after `core2_ready_delay`."""
+        resource = CORE2[kind]
+        default_specs: dict[str, dict[str, Any]] = {
+            "Model": {"storageUri": "gs://seldon-models/iris", "requirements": ["sklearn"]},
+            "Pipeline": {"steps": [{"name": "iris"}], "output": {"steps": ["iris"]}},
+            "Experiment": {"default": "iris", "candidates": [{"name": "iris", "weight": 100}]},
+        }
+        default_spec = default_specs[kind]
+        body: dict[str, Any] = {
+            "apiVersion": resource.api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec) if spec is not None else default_spec,
+        }
+        if state is not None:
+            body["status"] = {"conditions": core2_conditions(kind, state, text)}
+        self.custom.create_namespaced_custom_object(
+            resource.group, resource.version, namespace, resource.plural, body
+        )
+        self._sync_routes()
+
+    def set_core2_state(
+        self, kind: str, name: str, namespace: str = "default", state: str = "ready", text: str = ""
+    ) -> None:
+        resource = CORE2[kind]
+        self.custom.patch_namespaced_custom_object_status(
+            resource.group,
+            resource.version,
+            namespace,
+            resource.plural,
+            name,
+            {"status": {"conditions": core2_conditions(kind, state, text)}},
+        )
+        self._sync_routes()
+
+    def set_core2_state_later(
+        self,
+        delay: float,
+        kind: str,
+        name: str,
+        namespace: str = "default",
+        state: str = "ready",
+        text: str = "",
+    ) -> threading.Thread:
+        """Change the state after `delay` seconds, from another thread (a scheduler's pace)."""
+
+        def later() -> None:
+            if not self._halt.wait(delay):
+                self.set_core2_state(kind, name, namespace, state, text)
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+        return thread
+
+    def start_mesh(self, upstream: str, model: str = "iris") -> StandInMesh:
+        """The stand-in mesh, forwarding routed requests to `upstream`'s `model`."""
+        if self.mesh is None:
+            self.mesh = StandInMesh(upstream, model).start()
+            self._sync_routes()
+        return self.mesh
+
+    def create_mesh_service(
+        self, namespace: str = "default", *, service: str = "seldon-mesh"
+    ) -> str:
+        """A ``seldon-mesh`` Service (port 80) whose pod's port is the stand-in mesh's port,
+        as a LoopbackTransport reaches it; returns the pod's name."""
+        if self.mesh is None:
+            raise RuntimeError("create_mesh_service: start_mesh() first")
+        return self.create_service_with_pod(
+            service,
+            namespace,
+            port=80,
+            target_port="http",
+            container_port=self.mesh.port,
+            labels={"app": service},
+        )
+
+    def _core2_objects(self) -> list[tuple[Core2Kind, Mapping[str, Any]]]:
+        found: list[tuple[Core2Kind, Mapping[str, Any]]] = []
+        for resource in CORE2.values():
+            assert isinstance(resource, Core2Kind)
+            listing = self.custom.list_cluster_custom_object(
+                resource.group, resource.version, resource.plural, _request_timeout=5
+            )
+            items = listing.get("items", []) if isinstance(listing, Mapping) else []
+            found.extend((resource, item) for item in items if isinstance(item, Mapping))
+        return found
+
+    def _sync_routes(self) -> None:
+        """Open a mesh route for every Ready Core 2 resource, close the others."""
+        if self.mesh is None:
+            return
+        with self._routes_lock:  # a listing older than another thread's must not win
+            routes = set()
+            for resource, item in self._core2_objects():
+                conditions = (item.get("status") or {}).get("conditions") or []
+                if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                    routes.add(str(item["metadata"]["name"]) + resource.route_suffix)
+            self.mesh.set_routes(routes)
+
+    def _scheduler_loop(self) -> None:
+        """New Core 2 resources (no status) go ModelProgressing, then Ready after
+        `core2_ready_delay` and get their route, until stop(). Routes are only added here;
+        `_sync_routes` (after each change made through this object) also removes them."""
+        first_seen: dict[tuple[str, str, str], float] = {}
+        while not self._halt.wait(SCHEDULER_TICK_S):
+            try:
+                objects = self._core2_objects()
+            except Exception:  # the server is going away
+                continue
+            now = time.monotonic()
+            for resource, item in objects:
+                metadata = item.get("metadata") or {}
+                namespace, name = metadata.get("namespace"), metadata.get("name")
+                if not namespace or not name:
+                    continue
+                key = (resource.kind, namespace, name)
+                conditions = (item.get("status") or {}).get("conditions")
+                if key not in first_seen and conditions:
+                    continue  # created with a status: the test steers it
+                seen = first_seen.setdefault(key, now)
+                state = "ready" if now - seen >= self.core2_ready_delay else "progressing"
+                route = name + resource.route_suffix
+                if conditions == core2_conditions(resource.kind, state):
+                    if state == "ready" and self.mesh is not None:
+                        self.mesh.add_route(route)
+                    continue
+                if state == "ready" and self.mesh is not None:
+                    self.mesh.add_route(route)  # routed before it is seen Ready, as Core 2 does
+                with contextlib.suppress(Exception):
+                    self.custom.patch_namespaced_custom_object_status(
+                        resource.group,
+                        resource.version,
+                        namespace,
+                        resource.plural,
+                        name,
+                        {"status": {"conditions": core2_conditions(resource.kind, state)}},
+                        _request_timeout=5,
+                    )
+
     def create_service_with_pod(
         self,
         service: str,
@@ -374,6 +590,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="start a local MLServer (iris) and add deployment 'iris' at its URL",
     )
     parser.add_argument(
+        "--core2",
+        action="store_true",
+        help="also serve Seldon Core 2: Models, Pipelines and Experiments created through the "
+        "API turn Ready, behind a stand-in mesh (routing by Seldon-Model) in front of the "
+        "first deployment's URL",
+    )
+    parser.add_argument(
         "--serve-for", default="1h", metavar="DURATION", help="stop after this long (default: 1h)"
     )
     args = parser.parse_args(argv)
@@ -412,6 +635,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     address_url=url,
                 )
                 print(f"SeldonDeployment {args.namespace}/{name}: Available at {url}")
+            if args.core2:
+                mesh = cluster.start_mesh(next(iter(targets.values())))
+                cluster.create_mesh_service(args.namespace)
+                print(
+                    f"seldon-mesh: {mesh.url}; Core 2 Models, Pipelines and Experiments "
+                    "created through the API turn Ready and are routed by Seldon-Model"
+                )
             print(f"Kubernetes API: {cluster.url}; kubeconfig: {path}")
             print("pytest --seldon-kubeconfig", path, "--seldon-deployment", next(iter(targets)))
             print(f"Ctrl-C to stop (stops by itself after {args.serve_for}).", flush=True)

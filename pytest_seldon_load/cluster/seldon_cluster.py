@@ -1,8 +1,10 @@
-"""The ``seldon_cluster`` fixture's object: deployments as endpoints, and consumer keys.
+"""The ``seldon_cluster`` fixture's object: Seldon resources as endpoints, and consumer keys.
 
-A deployment's URL is resolved in order: the ingress given by option (Seldon Core v1 routes
-``<ingress>/seldon/<namespace>/<name>``); else ``status.address.url`` when it answers from
-this machine; else a port-forward to the predictor's Service, held open until `close()`.
+Each resource kind (a SeldonDeployment of Core 1; a Model, Pipeline or Experiment of Core 2)
+says how it is read, waited for and reached (`resources`); this object gives them the ways
+out of the cluster: the ingress given by option, else port-forwards held open until `close()`.
+Core 2 is reached through its mesh (``svc/seldon-mesh`` port 80, or the ingress in front of
+it). Resources made by `apply()` are deleted by `close()`.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Mapping
-
-import requests
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from ..consumer_keys import ConsumerKeyError, key_from_json
 from ..endpoint import SeldonEndpoint
 from ..redact import register_secret
 from .kube import ApiError, ClusterError, KubeConnection, call
+from .manifest import ManifestObject, read_manifest
 from .portforward import PortForwarder, service_target
-from .seldon import SeldonDeployment, wait_available
+from .resources import get, parse_target
+from .resources.core2 import without_route_pins
 from .transport import PodTransport
 
-PROBE_TIMEOUT_S = 2.0
 KEY_SOURCES = ("secret", "configmap")
+MESH_SERVICE = "seldon-mesh"
+MESH_PORT = 80
+"""Core 2's mesh Service and its port (Envoy: REST and gRPC on one port)."""
 
 
 def parse_key_source(text: str) -> tuple[str, str]:
@@ -34,15 +41,6 @@ def parse_key_source(text: str) -> tuple[str, str]:
             f"--seldon-consumer-keys: expected secret/NAME or configmap/NAME, got {text!r}"
         )
     return kind.lower(), name
-
-
-def _answers(url: str) -> bool:
-    """Whether an HTTP server answers at `url` from here (any status counts)."""
-    try:
-        requests.get(url, timeout=PROBE_TIMEOUT_S, allow_redirects=False)
-    except requests.RequestException:
-        return False
-    return True
 
 
 class SeldonCluster:
@@ -57,6 +55,7 @@ class SeldonCluster:
         wait_timeout: float = 300.0,
         poll_interval: float = 1.0,
         consumer_keys: str | None = None,
+        mesh_service: str = MESH_SERVICE,
     ) -> None:
         self.connection = connection
         self.transport = transport
@@ -64,8 +63,10 @@ class SeldonCluster:
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.consumer_keys = parse_key_source(consumer_keys) if consumer_keys else None
+        self.mesh_service = mesh_service
         self._forwards: dict[tuple[str, str, int], PortForwarder] = {}
         self._in_cluster_urls: dict[str, str] = {}
+        self._applied: list[ManifestObject] = []
 
     @property
     def namespace(self) -> str:
@@ -74,56 +75,148 @@ class SeldonCluster:
     def __repr__(self) -> str:
         return f"SeldonCluster({self.connection.where}, namespace={self.namespace!r})"
 
+    # --- resources as endpoints ---------------------------------------------------------
     def deployment(
         self, name: str, namespace: str | None = None, timeout: float | None = None
     ) -> SeldonEndpoint:
-        """The deployment as an endpoint, once its status.state is Available."""
-        namespace = namespace or self.namespace
-        deployment = wait_available(
+        """A Core 1 SeldonDeployment as an endpoint, once its status.state is Available."""
+        return self.resource("sdep", name, namespace=namespace, timeout=timeout)
+
+    def model(
+        self, name: str, namespace: str | None = None, timeout: float | None = None
+    ) -> SeldonEndpoint:
+        """A Core 2 Model as an endpoint (through the mesh), once its Ready condition is True."""
+        return self.resource("model", name, namespace=namespace, timeout=timeout)
+
+    def pipeline(
+        self, name: str, namespace: str | None = None, timeout: float | None = None
+    ) -> SeldonEndpoint:
+        """A Core 2 Pipeline as an endpoint (``/v2/pipelines/NAME/infer``), once Ready."""
+        return self.resource("pipeline", name, namespace=namespace, timeout=timeout)
+
+    def experiment(
+        self, name: str, namespace: str | None = None, timeout: float | None = None
+    ) -> SeldonEndpoint:
+        """A Core 2 Experiment as an endpoint, once its Ready condition is True."""
+        return self.resource("experiment", name, namespace=namespace, timeout=timeout)
+
+    def endpoint_for(self, target: str, timeout: float | None = None) -> SeldonEndpoint:
+        """What ``--seldon-deployment`` names: ``NAME``, ``sdep/NAME``, ``model/NAME``,
+        ``pipeline/NAME`` or ``experiment/NAME``."""
+        kind, name = parse_target(target)
+        return self.resource(kind, name, timeout=timeout)
+
+    def resource(
+        self,
+        kind: str,
+        name: str,
+        *,
+        namespace: str | None = None,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> SeldonEndpoint:
+        """Any registered kind as an endpoint once ready; `headers` go with every request."""
+        resource_kind = get(kind)
+        resource = resource_kind.wait_ready(
             self.connection,
-            namespace,
+            namespace or self.namespace,
             name,
             timeout=self.wait_timeout if timeout is None else timeout,
             poll_interval=self.poll_interval,
         )
-        protocol = deployment.protocol  # a spec we cannot speak fails before any forwarding
-        endpoint = SeldonEndpoint(
-            self._base_url(deployment),
-            protocol=protocol,
-            model=deployment.model,
-            name=f"{namespace}/{name}",
-        )
-        self._in_cluster_urls[endpoint.base_url] = self._in_cluster_url(deployment)
+        endpoint, in_cluster = resource_kind.endpoint(resource, self)
+        if headers or endpoint.headers:
+            merged = without_route_pins({**endpoint.headers, **(headers or {})})
+            endpoint = replace(endpoint, headers=merged)
+        self._in_cluster_urls[endpoint.base_url] = in_cluster
         return endpoint
 
     def in_cluster_url(self, endpoint: SeldonEndpoint) -> str | None:
         """Where a pod in the cluster reaches `endpoint`, if this cluster made it."""
         return self._in_cluster_urls.get(endpoint.base_url)
 
-    def _in_cluster_url(self, deployment: SeldonDeployment) -> str:
+    # --- the ways out of the cluster (resources.base.Reach) -------------------------------
+    def mesh_url(self, namespace: str) -> str:
         if self.ingress:
-            return f"{self.ingress}/seldon/{deployment.namespace}/{deployment.name}"
-        return deployment.in_cluster_base_url
+            return self.ingress
+        return self.service_url(namespace, self.mesh_service, MESH_PORT)
 
-    def _base_url(self, deployment: SeldonDeployment) -> str:
+    def mesh_in_cluster_url(self, namespace: str) -> str:
         if self.ingress:
-            return f"{self.ingress}/seldon/{deployment.namespace}/{deployment.name}"
-        address = deployment.address_base_url
-        if address:
-            probe = SeldonEndpoint(address, protocol=deployment.protocol, model=deployment.model)
-            if _answers(probe.url_for(probe.ready_path)):
-                return address
-        service, port = deployment.service
-        return self._forward(deployment.namespace, service, port).url
+            return self.ingress
+        return f"http://{self.mesh_service}.{namespace}.svc.cluster.local:{MESH_PORT}"
 
-    def _forward(self, namespace: str, service: str, port: int) -> PortForwarder:
+    def service_url(self, namespace: str, service: str, port: int) -> str:
         key = (namespace, service, port)
         forwarder = self._forwards.get(key)
         if forwarder is None:
             pod, pod_port = service_target(self.connection, namespace, service, port)
             forwarder = PortForwarder(self.transport, namespace, pod, pod_port).start()
             self._forwards[key] = forwarder
-        return forwarder
+        return forwarder.url
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def apply(
+        self,
+        manifest: str | Path | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        timeout: float | None = None,
+    ) -> list[SeldonEndpoint]:
+        """Create the manifest's Seldon resources for this session, wait until each is ready,
+        and return their endpoints in order. `close()` deletes them (also after a failure)."""
+        objects = read_manifest(manifest, self.namespace)
+        for item in objects:
+            self._create(item)
+        return [
+            self.resource(item.kind.target, item.name, namespace=item.namespace, timeout=timeout)
+            for item in objects
+        ]
+
+    def _create(self, item: ManifestObject) -> None:
+        kind = item.kind
+        try:
+            call(
+                self.connection,
+                f"{item.where}: creating {kind.kind} {item.namespace}/{item.name}",
+                self.connection.custom.create_namespaced_custom_object,
+                kind.group,
+                kind.version,
+                item.namespace,
+                kind.plural,
+                dict(item.body),
+            )
+        except ApiError as exc:
+            if exc.status == 409:
+                raise ClusterError(
+                    f"{item.where}: {kind.kind} {item.namespace}/{item.name} already exists; "
+                    f"apply() creates resources for the session and deletes them after it: "
+                    f"delete it first, or use seldon_cluster.{kind.target}({item.name!r})"
+                ) from None
+            raise
+        self._applied.append(item)
+
+    def delete_applied(self) -> list[str]:
+        """Delete what `apply()` created, newest first; returns the problems met."""
+        problems = []
+        applied, self._applied = self._applied, []
+        for item in reversed(applied):
+            kind = item.kind
+            try:
+                call(
+                    self.connection,
+                    f"deleting {kind.kind} {item.namespace}/{item.name}",
+                    self.connection.custom.delete_namespaced_custom_object,
+                    kind.group,
+                    kind.version,
+                    item.namespace,
+                    kind.plural,
+                    item.name,
+                )
+            except ApiError as exc:
+                if exc.status != 404:
+                    problems.append(str(exc))
+            except ClusterError as exc:
+                problems.append(str(exc))
+        return problems
 
     def consumer_key(self, client: str, namespace: str | None = None) -> str:
         """The legacy seldon-server consumer key of `client`, from the Secret or ConfigMap
@@ -148,7 +241,7 @@ class SeldonCluster:
             if exc.status == 404:
                 raise ClusterError(f"--seldon-consumer-keys: there is no {where}") from None
             raise
-        data: Mapping[str, str] = body.data or {}
+        data: Mapping[str, str] = getattr(body, "data", None) or {}
         if client not in data:
             raise ClusterError(
                 f"--seldon-consumer-keys: {where} has no entry {client!r} "
@@ -169,7 +262,8 @@ class SeldonCluster:
             raise ClusterError(f"--seldon-consumer-keys: {exc}") from None
 
     def close(self) -> None:
-        """End every port-forward this cluster opened."""
+        """Delete what `apply()` created and end every port-forward this cluster opened."""
+        self.delete_applied()
         forwards, self._forwards = list(self._forwards.values()), {}
         for forwarder in forwards:
             with contextlib.suppress(Exception):

@@ -56,6 +56,16 @@ def _key_source(text: str) -> str:
     return text
 
 
+def _target(text: str) -> str:
+    from ..cluster.resources import UnknownKind, parse_target
+
+    try:
+        parse_target(text)
+    except UnknownKind as exc:
+        raise argparse.ArgumentTypeError(f"--seldon-deployment: {exc}") from None
+    return text
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"--iago-admin-port must be in 1..65535, got {text!r}")
@@ -87,8 +97,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--seldon-deployment",
         default=None,
+        metavar="[KIND/]NAME",
+        type=_target,
+        help="make seldon_endpoint this resource of the cluster (unless --seldon-url): NAME or "
+        "sdep/NAME (Core 1), model/NAME, pipeline/NAME, experiment/NAME (Core 2)",
+    )
+    add(
+        "--seldon-mesh-service",
+        default="seldon-mesh",
         metavar="NAME",
-        help="make seldon_endpoint this SeldonDeployment of the cluster (unless --seldon-url)",
+        help="Core 2's mesh Service, port-forwarded when no --seldon-ingress. Default: seldon-mesh",
     )
     add(
         "--seldon-ingress",
@@ -226,6 +244,7 @@ def seldon_cluster(pytestconfig: pytest.Config, seldon_pod_transport: Any):
         ingress=option("seldon_ingress"),
         wait_timeout=option("seldon_wait"),
         consumer_keys=option("seldon_consumer_keys"),
+        mesh_service=option("seldon_mesh_service"),
     )
     try:
         yield cluster

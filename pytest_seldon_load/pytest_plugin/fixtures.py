@@ -110,7 +110,7 @@ def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config)
     url = pytestconfig.getoption("seldon_url")
     deployment = pytestconfig.getoption("seldon_deployment", default=None)
     if not url and deployment:
-        return request.getfixturevalue("seldon_cluster").deployment(deployment)
+        return request.getfixturevalue("seldon_cluster").endpoint_for(deployment)
     if url:
         return SeldonEndpoint(
             url,

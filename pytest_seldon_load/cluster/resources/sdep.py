@@ -1,19 +1,24 @@
 """SeldonDeployment resources (Seldon Core v1 CRD): read one, wait for it, and read its spec.
 
 What a load test needs from a deployment: is it `Available` (and if not, why), which protocol
-it speaks, which model a V2 path names, and where it answers (`status.address.url`, its
-predictor's Service).
+it speaks, which model a V2 path names, and where it answers. Its URL is resolved in order: the
+ingress given by option (Seldon Core v1 routes ``<ingress>/seldon/<namespace>/<name>``); else
+``status.address.url`` when it answers from this machine; else a port-forward to the
+predictor's Service.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .kube import ApiError, ClusterError, KubeConnection, call
+import requests
+
+from ...endpoint import SeldonEndpoint
+from ..kube import ClusterError, KubeConnection
+from .base import Reach, Resource, ResourceKind, ResourceNotReady
 
 GROUP = "machinelearning.seldon.io"
 VERSION = "v1"
@@ -26,9 +31,10 @@ DEFAULT_SERVICE_PORT = 8000
 _PROTOCOLS = {"": "v1", "seldon": "v1", "v2": "v2", "kfserving": "v2"}
 """spec.protocol → the protocol our engine speaks (Seldon's 'kfserving' is the old name of v2)."""
 _ROUTE_MARKERS = ("/api/v1.0/", "/v2/models/", "/v2/")
+PROBE_TIMEOUT_S = 2.0
 
 
-class DeploymentNotReady(ClusterError):
+class DeploymentNotReady(ResourceNotReady):
     """The deployment is Failed, or not Available by the deadline; the message shows its status."""
 
 
@@ -164,83 +170,63 @@ class SeldonDeployment:
         return f"http://{service}.{self.namespace}.svc.cluster.local:{port}"
 
 
+def _answers(url: str) -> bool:
+    """Whether an HTTP server answers at `url` from here (any status counts)."""
+    try:
+        requests.get(url, timeout=PROBE_TIMEOUT_S, allow_redirects=False)
+    except requests.RequestException:
+        return False
+    return True
+
+
+class SeldonDeploymentKind(ResourceKind):
+    """Seldon Core 1: ready when status.state is Available, failed when it is Failed."""
+
+    kind = KIND
+    target = "sdep"
+    group = GROUP
+    version = VERSION
+    plural = PLURAL
+    ready_word = "Available"
+    not_ready_error = DeploymentNotReady
+
+    @staticmethod
+    def view(resource: Resource) -> SeldonDeployment:
+        return SeldonDeployment(resource.namespace, resource.name, resource.body)
+
+    def is_ready(self, resource: Resource) -> bool:
+        return self.view(resource).state == "Available"
+
+    def failure(self, resource: Resource) -> str | None:
+        return "is Failed" if self.view(resource).state == "Failed" else None
+
+    def describe(self, resource: Resource) -> str:
+        return self.view(resource).describe_status()
+
+    def endpoint(self, resource: Resource, reach: Reach) -> tuple[SeldonEndpoint, str]:
+        deployment = self.view(resource)
+        protocol = deployment.protocol  # a spec we cannot speak fails before any forwarding
+        if reach.ingress:
+            base = in_cluster = f"{reach.ingress}/seldon/{deployment.namespace}/{deployment.name}"
+        else:
+            base = self._reachable_address(deployment) or reach.service_url(
+                deployment.namespace, *deployment.service
+            )
+            in_cluster = deployment.in_cluster_base_url
+        endpoint = SeldonEndpoint(
+            base, protocol=protocol, model=deployment.model, name=deployment.ref
+        )
+        return endpoint, in_cluster
+
+    @staticmethod
+    def _reachable_address(deployment: SeldonDeployment) -> str | None:
+        address = deployment.address_base_url
+        if not address:
+            return None
+        probe = SeldonEndpoint(address, protocol=deployment.protocol, model=deployment.model)
+        return address if _answers(probe.url_for(probe.ready_path)) else None
+
+
 def read_deployment(connection: KubeConnection, namespace: str, name: str) -> SeldonDeployment:
     """The deployment now; a missing one fails at once, listing what the namespace holds."""
-    try:
-        body = call(
-            connection,
-            f"reading SeldonDeployment {namespace}/{name}",
-            connection.custom.get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-        )
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        present = ", ".join(list_deployments(connection, namespace)) or "none"
-        raise ClusterError(
-            f"no SeldonDeployment {name!r} in namespace {namespace!r} of "
-            f"{connection.where}; there: {present}"
-        ) from None
-    if not isinstance(body, Mapping):
-        raise ClusterError(f"SeldonDeployment {namespace}/{name}: the API returned no object")
-    return SeldonDeployment(namespace, name, body)
-
-
-def list_deployments(connection: KubeConnection, namespace: str) -> list[str]:
-    try:
-        listing = call(
-            connection,
-            f"listing SeldonDeployments in {namespace}",
-            connection.custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-        )
-    except ApiError:
-        return []
-    items = listing.get("items", []) if isinstance(listing, Mapping) else []
-    names = [
-        str(item.get("metadata", {}).get("name"))
-        for item in items
-        if isinstance(item, Mapping)
-        and item.get("metadata", {}).get("namespace", namespace) == namespace
-    ]
-    return sorted(n for n in names if n and n != "None")
-
-
-def wait_available(
-    connection: KubeConnection,
-    namespace: str,
-    name: str,
-    *,
-    timeout: float,
-    poll_interval: float = 1.0,
-) -> SeldonDeployment:
-    """Poll until status.state is Available; Failed or the deadline raise with the status."""
-    if not timeout > 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
-    deadline = time.monotonic() + timeout
-    max_polls = int(timeout / max(poll_interval, 0.01)) + 2
-    deployment = read_deployment(connection, namespace, name)
-    for _ in range(max_polls):
-        state = deployment.state
-        if state == "Available":
-            return deployment
-        if state == "Failed":
-            raise DeploymentNotReady(
-                f"SeldonDeployment {deployment.ref} is Failed\n{deployment.describe_status()}"
-            )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        time.sleep(min(poll_interval, remaining))
-        deployment = read_deployment(connection, namespace, name)
-    raise DeploymentNotReady(
-        f"SeldonDeployment {deployment.ref} was not Available within {timeout:g}s\n"
-        f"{deployment.describe_status()}"
-    )
+    return SeldonDeploymentKind.view(SeldonDeploymentKind().read(connection, namespace, name))

@@ -1,0 +1,70 @@
+"""What Seldon Core 2's kinds share: ``mlops.seldon.io/v1alpha1``, a ``Ready`` condition, and
+inference through the ``seldon-mesh`` service, routed by the ``Seldon-Model`` header.
+
+Core 2 writes a failed state into one field of a condition and its explanation into the other,
+and which is which depends on the kind; a failure message shows both, as the resource wrote them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ...endpoint import SeldonEndpoint
+from .base import Reach, Resource, ResourceKind
+
+GROUP = "mlops.seldon.io"
+VERSION = "v1alpha1"
+ROUTE_HEADER = "Seldon-Model"
+NEVER_REPLAYED = frozenset({"x-seldon-route"})
+"""Response headers of the mesh that a request must not carry (routes match only without)."""
+
+
+def without_route_pins(headers: Mapping[str, str]) -> dict[str, str]:
+    """`headers` less those the mesh sets on responses (``x-seldon-route``)."""
+    return {k: v for k, v in headers.items() if k.lower() not in NEVER_REPLAYED}
+
+
+class Core2Kind(ResourceKind):
+    """A Core 2 resource: ready when its ``Ready`` condition is True."""
+
+    group = GROUP
+    version = VERSION
+    route_suffix = ""
+    """Appended to the name in the ``Seldon-Model`` header (``.pipeline``, ``.experiment``)."""
+    state_field = "message"
+    """The condition field holding the state (``ModelFailed``); the other holds the text."""
+    failed_states: frozenset[str] = frozenset()
+
+    def is_ready(self, resource: Resource) -> bool:
+        ready = resource.condition("Ready")
+        return ready is not None and str(ready.get("status")).lower() == "true"
+
+    def failure(self, resource: Resource) -> str | None:
+        text_field = "reason" if self.state_field == "message" else "message"
+        for condition in resource.conditions:
+            state = str(condition.get(self.state_field) or "")
+            if str(condition.get("status")).lower() != "true" and state in self.failed_states:
+                text = str(condition.get(text_field) or "").strip()
+                return (
+                    f"failed: {condition.get('type', '?')}={condition.get('status', '?')}, "
+                    f"{state}" + (f": {text}" if text else "")
+                )
+        return None
+
+    def infer_model(self, resource: Resource) -> str:
+        """The model name the infer path carries."""
+        return resource.name
+
+    def infer_path(self, resource: Resource) -> str:
+        return f"/v2/models/{self.infer_model(resource)}/infer"
+
+    def endpoint(self, resource: Resource, reach: Reach) -> tuple[SeldonEndpoint, str]:
+        endpoint = SeldonEndpoint(
+            reach.mesh_url(resource.namespace),
+            protocol="v2",
+            model=self.infer_model(resource),
+            headers={ROUTE_HEADER: resource.name + self.route_suffix},
+            name=resource.ref,
+            infer_path_override=self.infer_path(resource),
+        )
+        return endpoint, reach.mesh_in_cluster_url(resource.namespace)
