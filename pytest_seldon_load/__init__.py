@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .engine import EngineSettings, RunInterrupted, run_load
     from .iago.stats import SummaryLoadResult
     from .pacer import Pacer
+    from .plan import RunPlan
     from .regression import Comparison, PerformanceRegression, assert_no_regression
     from .replay import ReplayError, ReplayFile, ReplayRequest, write_replay
     from .result import LoadResult, Recorder
@@ -46,6 +47,7 @@ _EXPORTS = {
     "run_load": "engine",
     "SummaryLoadResult": "iago.stats",
     "Pacer": "pacer",
+    "RunPlan": "plan",
     "Comparison": "regression",
     "PerformanceRegression": "regression",
     "assert_no_regression": "regression",

@@ -1,11 +1,15 @@
-"""Parse the time quantities users write: budgets ("50ms", "0.2s", 750) and durations ("20s").
+"""Parse the quantities users write: budgets ("50ms", "0.2s", 750), durations ("20s") and
+plain numbers (rates, counts, seeds).
 
-One parser for both, so "1.5s" means the same thing in a budget, a marker and an option.
+One parser for each kind, so "1.5s" means the same thing in a budget, a marker and an option,
+and a rate of "abc", NaN or 0 is refused with the same words in a marker, a fixture argument
+and a command-line option, naming what was wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 from collections.abc import Callable
@@ -73,6 +77,59 @@ def duration_option(option: str, *, allow_zero: bool = False) -> Callable[[str],
         return value
 
     parse.__name__ = "duration"
+    return parse
+
+
+def parse_number(value: object, what: str, *, allow_zero: bool = False) -> float:
+    """A finite number, positive (or >= 0 with `allow_zero`); numeric strings are read too.
+    Errors start with `what` (an argument's name) unless it is empty."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    least_ok = number is not None and (number > 0 or (number == 0 and allow_zero))
+    if number is None or not math.isfinite(number) or not least_ok:
+        rule = "a number >= 0" if allow_zero else "a positive number"
+        raise ValueError(f"{_prefix(what)}must be {rule}, got {value!r}")
+    return number
+
+
+def parse_count(value: object, what: str, *, least: int = 1) -> int:
+    """A whole number >= `least` (64, 64.0 or "64"; not 6.4, True or "many")."""
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            count = int(value)
+    if count is None:
+        raise ValueError(f"{_prefix(what)}must be a whole number, got {value!r}")
+    if count < least:
+        raise ValueError(f"{_prefix(what)}must be at least {least}, got {count}")
+    return count
+
+
+def _prefix(what: str) -> str:
+    return f"{what}: " if what else ""
+
+
+def number_option(*, allow_zero: bool = False, whole: bool = False) -> Callable[[str], float]:
+    """An argparse `type` for a numeric option: positive (or >= 0 with `allow_zero`), a whole
+    number with `whole`; anything else is a usage error (argparse names the option)."""
+
+    def parse(text: str) -> float:
+        try:
+            if whole:
+                return parse_count(text, "", least=0 if allow_zero else 1)
+            return parse_number(text, "", allow_zero=allow_zero)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "whole number" if whole else "number"
     return parse
 
 

@@ -27,27 +27,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .endpoint import SeldonEndpoint
-from .http_pool import MAX_ANSWER_BYTES, HttpPool, request_bytes
+from .http_pool import HttpPool, request_bytes
+from .interrupts import STOP_SIGNALS, RunInterrupted, on_main_thread, signal_handlers_restored
 from .pacer import Pacer
+from .plan import EngineSettings, RunPlan
 from .protocols import judge
 from .redact import redact_url
 from .replay import ReplayFile, ReplayRequest
-from .result import (
-    BUSY_FRACTION_ALLOWED,
-    LAG_THRESHOLD_MS,
-    LATE_FRACTION_ALLOWED,
-    LoadResult,
-    Recorder,
-)
+from .result import LoadResult, Recorder
+
+if TYPE_CHECKING:
+    from .engines import EngineContext
+
 
 Companion = Callable[["ActiveRun"], contextlib.AbstractAsyncContextManager]
 
@@ -55,37 +53,6 @@ CACHE_REPLAY_BYTES = 16 * 1024 * 1024
 """Replays up to this size are prepared once and looped from memory; larger ones stream."""
 EARLY_SEND_S = 0.0005
 """A send due within this much is sent now: event-loop timers round to whole milliseconds."""
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """How the engine sends: pool size, in-flight bound, timeout and punctuality rules."""
-
-    connections: int = 64
-    max_in_flight: int | None = None
-    timeout: float = 10.0
-    lag_threshold_ms: float = LAG_THRESHOLD_MS
-    late_fraction_allowed: float = LATE_FRACTION_ALLOWED
-    busy_fraction_allowed: float = BUSY_FRACTION_ALLOWED
-    part: int = 0
-    parts: int = 1
-    max_answer_bytes: int = MAX_ANSWER_BYTES
-
-    def __post_init__(self) -> None:
-        if self.connections < 1:
-            raise ValueError(f"connections must be at least 1, got {self.connections}")
-        if self.max_in_flight is not None and self.max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
-        if not self.timeout > 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout}")
-        if not 0 <= self.part < self.parts:
-            raise ValueError(f"part must be in 0..{self.parts - 1}, got {self.part}")
-        if self.max_answer_bytes < 1:
-            raise ValueError(f"max_answer_bytes must be at least 1, got {self.max_answer_bytes}")
-
-    @property
-    def in_flight_bound(self) -> int:
-        return self.max_in_flight or self.connections
 
 
 def _replay_cycle(pool: HttpPool, endpoint: SeldonEndpoint, replay: ReplayFile) -> Iterator[bytes]:
@@ -356,68 +323,53 @@ def _run_with_frozen_heap(run: ActiveRun, companion: Companion | None) -> None:
 
 
 def _run_in_new_loop(run: ActiveRun, companion: Companion | None) -> None:
+    """Run on a loop of its own; Ctrl-C and SIGTERM stop the run (see `interrupts`)."""
     loop = _new_event_loop()
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    if on_main_thread:
-        # A closed uvloop leaves its own SIGINT handler installed, which would swallow every
-        # later Ctrl-C of the session: put back exactly what was there before.
-        previous_handler = signal.getsignal(signal.SIGINT)
-        previous_wakeup_fd = signal.set_wakeup_fd(-1)
-        signal.set_wakeup_fd(previous_wakeup_fd)
-    try:
-        if on_main_thread:
-            loop.add_signal_handler(signal.SIGINT, run.interrupt)
-        loop.run_until_complete(run.run(companion))
-    finally:
-        if on_main_thread:
+    with signal_handlers_restored():
+        handled = STOP_SIGNALS if on_main_thread() else ()
+        try:
+            for number in handled:
+                loop.add_signal_handler(number, run.interrupt)
+            loop.run_until_complete(run.run(companion))
+        finally:
+            for number in handled:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(number)
             with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signal.SIGINT)
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        if on_main_thread:
-            signal.signal(signal.SIGINT, previous_handler)
-            signal.set_wakeup_fd(previous_wakeup_fd)
-
-
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a load run; `result` holds what was measured until then."""
-
-    def __init__(self, result: LoadResult) -> None:
-        super().__init__("load run interrupted")
-        self.result = result
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
 
 def run_load(
     endpoint: SeldonEndpoint,
     replay: ReplayFile,
+    plan: RunPlan | None = None,
     *,
-    rate: float,
-    duration: float,
-    warmup: float = 0.0,
-    arrival: str = "constant",
-    seed: int | None = None,
-    ramp: float | None = None,
-    ramp_from: float | None = None,
-    settings: EngineSettings | None = None,
-    label: str = "",
     companion: Companion | None = None,
+    **options: Any,
 ) -> LoadResult:
-    """Replay `replay` against `endpoint` at `rate` req/s for `warmup` + `duration` seconds.
+    """Replay `replay` against `endpoint` as `plan` says, or as `options` say (the `RunPlan`
+    fields: ``rate=200, duration="20s", warmup=5, ..., settings=EngineSettings(...)``).
 
     Blocks until done. Safe to call from inside a running event loop (it then runs in a
-    thread of its own). Ctrl-C stops the run and raises `RunInterrupted` carrying the partial
-    result. `companion(run)` is an async context manager entered on the run's event loop
-    before the first send and left after the last answer: a live view of the `ActiveRun`
-    (an admin port serving its stats, say).
+    thread of its own). Ctrl-C or SIGTERM stops the run and raises `RunInterrupted` carrying
+    the partial result. `companion(run)` is an async context manager entered on the run's
+    event loop before the first send and left after the last answer: a live view of the
+    `ActiveRun` (an admin port serving its stats, say).
     """
-    if warmup < 0:
-        raise ValueError(f"warmup must not be negative, got {warmup}")
-    if not duration > 0:
-        raise ValueError(f"duration must be positive, got {duration}")
-    settings = settings or EngineSettings()
-    pacer = Pacer(arrival, rate, warmup + duration, ramp=ramp, ramp_from=ramp_from, seed=seed)
-    run = ActiveRun(endpoint, replay, pacer, warmup, settings)
+    if plan is None:
+        plan = RunPlan(**options)
+    elif options:
+        raise TypeError(f"run_load: give a plan or its options, not both ({', '.join(options)})")
+    pacer = Pacer(
+        plan.arrival,
+        plan.rate,
+        plan.total,
+        ramp=plan.ramp,
+        ramp_from=plan.ramp_from,
+        seed=plan.seed,
+    )
+    run = ActiveRun(endpoint, replay, pacer, plan.warmup, plan.settings)
     try:
         asyncio.get_running_loop()
         inside_loop = True
@@ -439,7 +391,26 @@ def run_load(
             raise errors[0]
     else:
         _run_with_frozen_heap(run, companion)
-    result = run.result(label=label)
+    result = run.result(label=plan.label)
     if run.interrupted:
         raise RunInterrupted(result)
     return result
+
+
+class EmbeddedEngine:
+    """The ``embedded`` engine: `run_load` in this process (see `engines`)."""
+
+    name = "embedded"
+
+    def __init__(self, context: EngineContext | None = None) -> None:
+        self.context = context
+
+    def run(
+        self,
+        endpoint: SeldonEndpoint,
+        replay: ReplayFile,
+        plan: RunPlan,
+        *,
+        companion: Companion | None = None,
+    ) -> LoadResult:
+        return run_load(endpoint, replay, plan, companion=companion)

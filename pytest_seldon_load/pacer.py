@@ -27,6 +27,16 @@ _ALIASES = {
 IAGO_SLOW_START_RAMP_S = 240.0
 
 
+def arrival_kind(arrival: object) -> str:
+    """The arrival process's own name (aliases accepted); ValueError naming it otherwise."""
+    kind = _ALIASES.get(arrival, arrival) if isinstance(arrival, str) else arrival
+    if kind not in ARRIVALS:
+        raise ValueError(
+            f"arrival: unknown arrival process {arrival!r}; choose one of {', '.join(ARRIVALS)}"
+        )
+    return str(kind)
+
+
 @dataclass(frozen=True)
 class RateProfile:
     """A linear ramp from `start_rate` to `rate` over `ramp` seconds, then `rate` held."""
@@ -84,11 +94,7 @@ class Pacer:
         ramp_from: float | None = None,
         seed: int | None = None,
     ) -> None:
-        kind = _ALIASES.get(arrival, arrival)
-        if kind not in ARRIVALS:
-            raise ValueError(
-                f"arrival: unknown arrival process {arrival!r}; choose one of {', '.join(ARRIVALS)}"
-            )
+        kind = arrival_kind(arrival)
         if not (duration > 0 and math.isfinite(duration)):
             raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
         if kind == "slow-start-poisson":

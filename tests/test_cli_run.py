@@ -168,6 +168,42 @@ def test_a_stopped_run_keeps_what_it_measured(server, replay, tmp_path, how):
             ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--admin-port", "70000"],
             "argument --admin-port: must be in 0..65535",
         ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "abc"],
+            "argument --rate: must be a positive number, got 'abc'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "inf"],
+            "argument --rate: must be a positive number, got 'inf'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--ramp-from", "nan"],
+            "argument --ramp-from: must be a number >= 0, got 'nan'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--ramp-from", "inf"],
+            "argument --ramp-from: must be a number >= 0, got 'inf'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--connections", "0"],
+            "argument --connections: must be at least 1, got 0",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--timeout", "0"],
+            "argument --timeout: --timeout must be positive, got '0'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--seed", "abc"],
+            "argument --seed: expected a whole number >= 0 or 'none', got 'abc'",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--engine", "iago"],
+            "--engine: the iago engine sends from a pod in the cluster",
+        ),
+        (
+            ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--engine", "k7"],
+            "--engine: unknown engine 'k7'; available: embedded, iago",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_option(

@@ -39,6 +39,7 @@ from pytest_seldon_load import (
     run_load,
     write_replay,
 )
+from pytest_seldon_load.plan import RunPlan
 from pytest_seldon_load.protocols import judge, v1_request, v2_request
 
 
@@ -411,9 +412,11 @@ def test_run_load_inside_a_running_event_loop(v2_replay):
 def test_ctrl_c_works_again_after_a_run(v2_replay):
     """The loop's own SIGINT handler is gone with the loop: a later Ctrl-C interrupts."""
     before = signal.getsignal(signal.SIGINT)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     with ServerThread(fixed(200, V2_OK)) as server:
         run_load(SeldonEndpoint(server.url), v2_replay, rate=20, duration=0.5)
     assert signal.getsignal(signal.SIGINT) is before
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(2)
@@ -488,14 +491,25 @@ def test_bad_engine_settings_are_refused(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"duration": 0}, "duration"),
-        ({"duration": 1, "warmup": -1}, "warmup"),
-        ({"duration": 1, "arrival": "bursty"}, "arrival"),
+        ({"duration": 0}, "^duration: "),
+        ({"duration": 1, "warmup": -1}, "^warmup: "),
+        ({"duration": 1, "arrival": "bursty"}, "^arrival: "),
+        ({"duration": 1, "ramp_from": float("nan")}, "^ramp_from: "),
+        ({"duration": 1, "seed": "abc"}, "^seed: "),
+        ({"duration": "abc"}, "^duration: "),
     ],
 )
 def test_bad_run_arguments_are_refused_before_sending(v2_replay, kwargs, match):
     with ClosedPort() as port, pytest.raises(ValueError, match=match):
         run_load(SeldonEndpoint(port.url), v2_replay, rate=10, **kwargs)
+
+
+def test_a_run_takes_a_plan_or_its_options_not_both(v2_replay):
+    plan = RunPlan(rate=10, duration=1)
+    with ClosedPort() as port, pytest.raises(TypeError, match="not both"):
+        run_load(SeldonEndpoint(port.url), v2_replay, plan, rate=20)
+    with ClosedPort() as port, pytest.raises(TypeError, match="durations"):
+        run_load(SeldonEndpoint(port.url), v2_replay, rate=20, durations=1)
 
 
 def test_test_server_bodies_are_judged_as_intended():

@@ -340,5 +340,5 @@ def test_an_interrupt_with_nothing_stalled_counts_only_what_was_in_flight(v2_rep
 
 @pytest.mark.parametrize("size", [0, -1])
 def test_a_maximum_answer_size_below_one_byte_is_refused(size):
-    with pytest.raises(ValueError, match="max_answer_bytes must be at least 1"):
+    with pytest.raises(ValueError, match="max_answer_bytes: must be at least 1"):
         EngineSettings(max_answer_bytes=size)

@@ -34,6 +34,7 @@ from pytest_seldon_load.iago.stats import (
     SummaryLoadResult,
     result_from_stats,
 )
+from pytest_seldon_load.plan import RunPlan
 from pytest_seldon_load.replay import write_replay
 
 pytest_plugins = ["pytester"]
@@ -343,12 +344,14 @@ def test_a_run_through_the_pod_reads_its_admin_port_and_cleans_up(
     result = runner.run(
         endpoint,
         replay,
-        rate=40,
-        duration=1.5,
-        warmup=0.5,
-        arrival="constant",
-        label="through the pod",
-        settings=EngineSettings(connections=8, timeout=5),
+        RunPlan(
+            rate=40,
+            duration=1.5,
+            warmup=0.5,
+            arrival="constant",
+            label="through the pod",
+            settings=EngineSettings(connections=8, timeout=5),
+        ),
     )
     assert isinstance(result, SummaryLoadResult)
     assert (result.engine, result.label) == ("iago", "through the pod")
@@ -393,7 +396,7 @@ def test_a_load_that_dies_at_start_fails_with_its_log_and_is_cleaned_up(
     workdir = tmp_path / "seldon-data"
     runner = runner_for(connection, pod_transport(broken), workdir)
     with pytest.raises(ClusterError) as failure:
-        runner.run(SeldonEndpoint(target[0].url), replay, rate=10, duration=1)
+        runner.run(SeldonEndpoint(target[0].url), replay, RunPlan(rate=10, duration=1))
     message = str(failure.value)
     assert "exited before its admin port answered" in message
     assert "java: not found" in message and "abc123" not in message
@@ -401,18 +404,22 @@ def test_a_load_that_dies_at_start_fails_with_its_log_and_is_cleaned_up(
     runner.close()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_keeps_what_was_measured_and_still_cleans_up(
-    emulator, connection, target, replay, tmp_path
+    emulator, connection, target, replay, tmp_path, stop
 ):
     server, recording = target
     workdir = tmp_path / "seldon-data"
     runner = runner_for(connection, pod_transport(), workdir)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
+
+    already = len(recording.seen)
 
     def press_ctrl_c() -> None:
         deadline = time.monotonic() + 20
-        while len(recording.seen) < 30 and time.monotonic() < deadline:
+        while len(recording.seen) < already + 30 and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), stop)
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
     presser.start()
@@ -421,10 +428,12 @@ def test_ctrl_c_keeps_what_was_measured_and_still_cleans_up(
         runner.run(
             SeldonEndpoint(server.url),
             replay,
-            rate=40,
-            duration=30,
-            arrival="constant",
-            settings=EngineSettings(connections=4, timeout=5),
+            RunPlan(
+                rate=40,
+                duration=30,
+                arrival="constant",
+                settings=EngineSettings(connections=4, timeout=5),
+            ),
         )
     presser.join(5)
     assert time.monotonic() - started < 15
@@ -435,6 +444,7 @@ def test_ctrl_c_keeps_what_was_measured_and_still_cleans_up(
     time.sleep(0.5)
     assert len(recording.seen) == seen, "the load kept running after Ctrl-C"
     assert list(workdir.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before
     runner.close()
 
 
@@ -450,18 +460,16 @@ def test_the_target_must_be_reachable_from_the_pod_and_carry_no_secret(connectio
     assert given.target_url(SeldonEndpoint("http://127.0.0.1:8080")) == (
         "http://ingress/seldon/ns/iris"
     )
+    plan = RunPlan(rate=1, duration=1, arrival="slow-start", seed=7, ramp_from=2)
+    environment = runner._environment(
+        SeldonEndpoint("http://iris.seldon:8000"), "http://iris", plan, total=10
+    )
+    assert environment["SELDON_LOAD_ARRIVAL"] == "slow-start-poisson"
+    assert environment["SELDON_LOAD_RAMP"] == "240s", "Iago's ramp unless the plan gives one"
+    assert (environment["SELDON_LOAD_SEED"], environment["SELDON_LOAD_RAMP_FROM"]) == ("7", "2")
     secret = SeldonEndpoint("http://iris.seldon:8000", headers={"Authorization": "Bearer zz-9"})
     with pytest.raises(ClusterError) as failure:
-        runner._environment(
-            secret,
-            "http://iris",
-            arrival="constant",
-            ramp=None,
-            ramp_from=None,
-            seed=1,
-            settings=EngineSettings(),
-            total=10,
-        )
+        runner._environment(secret, "http://iris", RunPlan(rate=1, duration=1, seed=1), total=10)
     assert "secret header(s) Authorization" in str(failure.value)
     assert "zz-9" not in str(failure.value)
     with pytest.raises(ValueError, match="--iago-workdir must be an absolute directory"):

@@ -1,4 +1,5 @@
-"""Ctrl-C during a load run: the run stops at once and keeps what it measured."""
+"""Ctrl-C or SIGTERM during a load run: the run stops at once and keeps what it measured, the
+process's own handlers come back, and an interrupted pytest session saves no baseline."""
 
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def target_url():
         yield server.url
 
 
-def _interrupt_after_output(process: subprocess.Popen, marker: str, delay: float) -> None:
+def _interrupt_after_output(
+    process: subprocess.Popen, marker: str, delay: float, stop: int = signal.SIGINT
+) -> None:
     deadline = time.monotonic() + 20
     seen = ""
     while marker not in seen:
@@ -36,20 +39,29 @@ def _interrupt_after_output(process: subprocess.Popen, marker: str, delay: float
         assert line, f"process ended before {marker!r}: {seen!r}"
         seen += line
     time.sleep(delay)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
 
 
-def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
+STOPS = pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+
+
+@STOPS
+def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url, stop):
     script = tmp_path / "run.py"
     script.write_text(
         textwrap.dedent(f"""
-        import json, sys
+        import json, signal, sys
         from pytest_seldon_load import RunInterrupted, SeldonEndpoint, run_load, write_replay
         replay = write_replay({str(tmp_path / "r.replay")!r}, ["/v2/models/iris/ready"])
+        def mine(*_):
+            print("the process's own handler", flush=True)
+        signal.signal(signal.SIGTERM, mine)
         print("starting", flush=True)
         try:
             run_load(SeldonEndpoint({target_url!r}), replay, rate=100, duration=30)
         except RunInterrupted as stop:
+            assert signal.getsignal(signal.SIGTERM) is mine, "SIGTERM handler not restored"
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
             kinds = stop.result.error_kinds
             print(json.dumps({{**stop.result.summary(), "error_kinds": kinds}}), flush=True)
             sys.exit(3)
@@ -60,7 +72,7 @@ def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
     )
     started = time.monotonic()
     try:
-        _interrupt_after_output(process, "starting", 1.5)
+        _interrupt_after_output(process, "starting", 1.5, stop)
         out, err = process.communicate(timeout=15)
     finally:
         process.kill()
@@ -77,11 +89,18 @@ def test_run_load_interrupted_returns_the_partial_result(tmp_path, target_url):
     assert elapsed < 10
 
 
-def test_ctrl_c_in_a_pytest_run_prints_the_partial_run(pytester: pytest.Pytester, target_url):
+@STOPS
+def test_an_interrupted_pytest_run_prints_the_partial_run_and_saves_no_baseline(
+    pytester: pytest.Pytester, target_url, stop
+):
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
         """
 import sys
+
+def test_short(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/v2/models/iris/ready"]), rate=20,
+             duration=0.5)
 
 def test_long(seldon_endpoint, replay_file, load_run):
     replay = replay_file.from_requests(["/v2/models/iris/ready"])
@@ -89,6 +108,7 @@ def test_long(seldon_endpoint, replay_file, load_run):
     load_run(seldon_endpoint, replay, rate=50, duration=30)
 """
     )
+    baselines = pytester.path / "baselines"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -98,6 +118,8 @@ def test_long(seldon_endpoint, replay_file, load_run):
             "no:cacheprovider",
             "-s",
             f"--seldon-url={target_url}",
+            "--load-baseline-save=main",
+            f"--load-baseline-dir={baselines}",
             str(pytester.path),
         ],
         stdout=subprocess.PIPE,
@@ -106,11 +128,14 @@ def test_long(seldon_endpoint, replay_file, load_run):
         cwd=pytester.path,
     )
     try:
-        _interrupt_after_output(process, "starting", 1.5)
+        _interrupt_after_output(process, "starting", 1.5, stop)
         out, _ = process.communicate(timeout=20)
     finally:
         process.kill()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
     assert "load run interrupted" in out
     row = next((line for line in out.splitlines() if line.startswith("test_long")), None)
     assert row is not None, out
     assert row.rstrip().endswith("interrupted")
+    assert "baseline 'main' not saved: the session was interrupted" in out
+    assert not baselines.exists() or not any(baselines.iterdir())

@@ -234,7 +234,60 @@ def test_options_are_grouped_and_validated(pytester: pytest.Pytester):
         assert option in section, option
     bad = pytester.runpytest("--load-scale=0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--load-scale must be a positive number" in bad.stderr.str()
+    assert "argument --load-scale: must be a positive number, got '0'" in bad.stderr.str()
+    for option, message in (
+        ("--load-rate-scale=nan", "argument --load-rate-scale: must be a positive number"),
+        ("--load-connections=0", "argument --load-connections: must be at least 1, got 0"),
+        ("--load-timeout=0", "argument --load-timeout: --load-timeout must be positive"),
+        ("--seldon-local-extra-latency=-1", "must be a number >= 0, got '-1'"),
+    ):
+        bad = pytester.runpytest(option)
+        assert bad.ret == pytest.ExitCode.USAGE_ERROR, option
+        assert message in bad.stderr.str(), bad.stderr.str()
+
+
+def test_bad_run_values_are_refused_naming_the_argument(run_suite):
+    """Nothing falls back to a default silently: 0, NaN or "abc" is an error naming it."""
+    result = run_suite(
+        HEADER
+        + """
+@pytest.mark.parametrize(("name", "value"), [
+    ("rate", "abc"), ("seed", "abc"), ("timeout", 0), ("connections", 0),
+    ("lag_threshold_ms", float("nan")), ("ramp_from", float("inf")), ("duration", 0),
+    ("warmup", -1), ("engine", "k7"),
+])
+def test_call(seldon_endpoint, replay_file, load_run, name, value):
+    options = {"rate": 10, "duration": 1, name: value}
+    with pytest.raises(ValueError) as refused:
+        load_run(seldon_endpoint, replay_file.from_requests(["/"]), **options)
+    message = str(refused.value)
+    assert message.startswith("load_run: ") and (name + ":" in message or name == "engine")
+    print("REFUSED", message)
+
+@pytest.mark.load(rate="abc", duration=1)
+def test_marker_rate(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/"]))
+
+@pytest.mark.load(rate=10, duration=1, timeout=0)
+def test_marker_timeout(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/"]))
+""",
+        "-s",
+    )
+    result.assert_outcomes(passed=9, errors=2)
+    output = result.stdout.str()
+    for expected in (
+        "load_run: rate: must be a positive number, got 'abc'",
+        "load_run: seed: must be a whole number, got 'abc'",
+        "load_run: timeout: must be positive, got 0",
+        "load_run: connections: must be at least 1, got 0",
+        "load_run: lag_threshold_ms: must be a number >= 0, got nan",
+        "load_run: ramp_from: must be a number >= 0, got inf",
+        "load_run: unknown engine 'k7'; available: embedded, iago",
+        "test_marker_rate: @pytest.mark.load rate: must be a positive number, got 'abc'",
+        "test_marker_timeout: @pytest.mark.load timeout: must be positive, got 0",
+    ):
+        assert expected in output, expected
 
 
 def test_load_marker_is_registered_for_strict_markers(pytester: pytest.Pytester):

@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Callable
 from typing import NoReturn
 
+from ..durations import number_option
 from ..redact import redact_text
 
 PROG = "seldon-load"
@@ -29,18 +30,11 @@ def wrap(text: str) -> str:
     return textwrap.fill(text, width=88, break_on_hyphens=False)
 
 
-def whole(least: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
+def whole(least: int) -> Callable[[str], float]:
+    """A whole-number option, at least `least` (0 or 1): `durations.number_option`'s rule."""
+    if least not in (0, 1):
+        raise ValueError(f"whole(): least must be 0 or 1, got {least}")
+    return number_option(whole=True, allow_zero=least == 0)
 
 
 def seed(text: str) -> int | None:

@@ -8,24 +8,21 @@ come from its options (slow-start Poisson, admin port 9994), its run length from
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
-import os
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..assertions import describe_run
 from ..atomic import atomic_write_text
-from ..durations import duration_option
+from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, SeldonEndpoint
-from ..engine import EngineSettings, RunInterrupted, run_load
+from ..engines import ENGINES, EngineContext, EngineError
+from ..interrupts import RunInterrupted
 from ..pacer import ARRIVALS
+from ..plan import EngineSettings, PlanError, RunPlan
 from ..redact import SECRET_HEADERS, redact_url
 from ..replay import ReplayError, ReplayFile
 from ..result import LoadResult
-from .arguments import CommandError, hide_keys, seed, whole, wrap
+from .arguments import CommandError, hide_keys, seed, wrap
 
 DEFAULT_DURATION = "1h"
 
@@ -42,16 +39,6 @@ while it runs, --admin-port serves Iago's admin paths (Ostrich's shape and metri
   curl http://127.0.0.1:9994/shutdown.json  end the run now (the result is kept)
 latency in client/request_latency_ms is measured from the intended send time.
 """
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected requests per second, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -94,7 +81,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--rate",
         required=True,
-        type=_rate,
+        type=number_option(),
         metavar="R",
         help="requests per second (the target once any ramp is over)",
     )
@@ -129,7 +116,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ramp-from",
-        type=float,
+        type=number_option(allow_zero=True),
         default=None,
         metavar="R",
         help="rate at the start of the ramp (slow-start-poisson: 1)",
@@ -151,7 +138,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--connections",
-        type=whole(1),
+        type=number_option(whole=True),
         default=64,
         metavar="N",
         help="keep-alive connections, also the in-flight bound (default: 64)",
@@ -168,6 +155,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         type=seed,
         default=None,
         help="schedule seed (default: a fresh one, shown in the result)",
+    )
+    parser.add_argument(
+        "--engine",
+        default="embedded",
+        metavar="NAME",
+        help="what sends the load: embedded (this process; the default) or an engine another "
+        "package adds (the iago engine needs a pytest session with a cluster)",
     )
     parser.add_argument(
         "--admin-port",
@@ -191,20 +185,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_run, interrupted_note="")
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """In a pod, `kill` sends SIGTERM: end the run like Ctrl-C, keeping its result."""
-    if sys.platform == "win32":
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _write(path: str | None, result: LoadResult) -> None:
     if path:
         try:
@@ -221,7 +201,7 @@ def _summary(result: LoadResult, heading: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C."""
+    """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C or SIGTERM."""
     headers = dict(args.header)
     try:
         endpoint = SeldonEndpoint(
@@ -229,6 +209,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CommandError(f"--url: {exc}") from None
+    try:
+        plan = RunPlan(
+            rate=args.rate,
+            duration=args.duration,
+            warmup=args.warmup,
+            arrival=args.arrival,
+            seed=args.seed,
+            ramp=args.ramp,
+            ramp_from=args.ramp_from,
+            settings=EngineSettings(connections=args.connections, timeout=args.timeout),
+            label="seldon-load run",
+        )
+        engine = ENGINES.create(args.engine, EngineContext(caller="seldon-load run"))
+    except PlanError as exc:
+        option = "--" + exc.argument.replace("_", "-")
+        raise CommandError(option + str(exc)[len(exc.argument) :]) from None
+    except EngineError as exc:
+        raise CommandError(f"--engine: {exc}") from None
     replay = ReplayFile(Path(args.replay))
     if not replay.path.is_file():
         raise CommandError(f"--replay: no such file {args.replay}")
@@ -248,28 +246,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"admin port: {url}/stats.json  {url}/graph/", flush=True)
 
         admin = AdminPort(args.admin_port, args.admin_host, on_listening=listening)
-    settings = EngineSettings(connections=args.connections, timeout=args.timeout)
     print(
-        f"running {args.rate:g} req/s ({args.arrival}) for {args.warmup:g}s warm-up + "
-        f"{args.duration:g}s against {redact_url(endpoint.base_url)}",
+        f"running {plan.rate:g} req/s ({plan.arrival}) for {plan.warmup:g}s warm-up + "
+        f"{plan.duration:g}s against {redact_url(endpoint.base_url)}",
         flush=True,
     )
     try:
-        with _sigterm_as_interrupt():
-            result = run_load(
-                endpoint,
-                replay,
-                rate=args.rate,
-                duration=args.duration,
-                warmup=args.warmup,
-                arrival=args.arrival,
-                seed=args.seed,
-                ramp=args.ramp,
-                ramp_from=args.ramp_from,
-                settings=settings,
-                label="seldon-load run",
-                companion=admin,
-            )
+        result = engine.run(endpoint, replay, plan, companion=admin)
     except RunInterrupted as interrupted:
         _write(args.out, interrupted.result)
         if admin is not None and admin.shutdown_requested:
@@ -284,10 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc).split("] ", 1)[-1]) from None
         raise
     except ValueError as exc:
-        message = str(exc)
-        raise CommandError(
-            "--" + message if message.startswith(("arrival:", "ramp")) else message
-        ) from None
+        raise CommandError(str(exc)) from None
     _write(args.out, result)
     _summary(result, "done:")
     return 0

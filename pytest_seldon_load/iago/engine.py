@@ -3,8 +3,9 @@
 One run: upload the replay into the pod, start ``start-load-test.sh <replay> <rate>`` there,
 read the admin port's ``/stats.json`` through a port-forward every few seconds (the
 timeline) for warm-up + duration, then stop the load and remove the upload. The result is
-summary-only (see `stats.SummaryLoadResult`). Whatever happens (a failure, Ctrl-C), the load
-is stopped and the upload removed; the pod, if we made it, goes at the end of the session.
+summary-only (see `stats.SummaryLoadResult`). Whatever happens (a failure, Ctrl-C, SIGTERM),
+the load is stopped and the upload removed; the pod, if we made it, goes at the end of the
+session. `IagoEngine` puts the session's runner behind the `engines.Engine` interface.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from ..cluster.kube import ClusterError, KubeConnection
 from ..cluster.portforward import PortForwarder
 from ..cluster.transport import PodTransport
 from ..endpoint import SeldonEndpoint
-from ..engine import EngineSettings, RunInterrupted
+from ..engines import EngineContext, EngineUnavailable
+from ..interrupts import RunInterrupted, terminate_as_interrupt
+from ..plan import RunPlan
 from ..redact import SECRET_HEADERS, redact_url
 from ..replay import ReplayFile
 from .control import log_tail, process_alive, remove_run_dir, start_load, stop_load, upload_replay
@@ -151,16 +154,7 @@ class IagoRunner:
         return endpoint.base_url
 
     def _environment(
-        self,
-        endpoint: SeldonEndpoint,
-        target: str,
-        *,
-        arrival: str,
-        ramp: float | None,
-        ramp_from: float | None,
-        seed: int | None,
-        settings: EngineSettings,
-        total: float,
+        self, endpoint: SeldonEndpoint, target: str, plan: RunPlan, *, total: float
     ) -> dict[str, str]:
         secret = sorted(name for name in endpoint.headers if name.lower() in SECRET_HEADERS)
         if secret:
@@ -168,83 +162,95 @@ class IagoRunner:
                 f"the iago engine cannot carry the secret header(s) {', '.join(secret)} into the "
                 f"pod (a command line is not a secret store); target an address that needs none"
             )
+        settings = plan.settings
         env = {
             "SELDON_LOAD_URL": target,
             "SELDON_LOAD_PROTOCOL": endpoint.protocol,
             "SELDON_LOAD_MODEL": endpoint.model,
-            "SELDON_LOAD_ARRIVAL": arrival,
+            "SELDON_LOAD_ARRIVAL": plan.arrival,
             "SELDON_LOAD_DURATION": f"{math.ceil(total + POD_LIFETIME_MARGIN_S)}s",
             "SELDON_LOAD_CONNECTIONS": str(settings.connections),
             "SELDON_LOAD_TIMEOUT": f"{settings.timeout:g}s",
         }
-        if ramp is not None:
-            env["SELDON_LOAD_RAMP"] = f"{ramp:g}s"
-        elif arrival in ("slow-start-poisson", "slow-start"):
+        if plan.ramp is not None:
+            env["SELDON_LOAD_RAMP"] = f"{plan.ramp:g}s"
+        elif plan.arrival == "slow-start-poisson":
             env["SELDON_LOAD_RAMP"] = f"{self.settings.ramp:g}s"
-        if ramp_from is not None:
-            env["SELDON_LOAD_RAMP_FROM"] = f"{ramp_from:g}"
-        if seed is not None:
-            env["SELDON_LOAD_SEED"] = str(seed)
+        if plan.ramp_from is not None:
+            env["SELDON_LOAD_RAMP_FROM"] = f"{plan.ramp_from:g}"
+        if plan.seed is not None:
+            env["SELDON_LOAD_SEED"] = str(plan.seed)
         if endpoint.headers:
             env["SELDON_LOAD_HEADERS"] = "\n".join(f"{k}:{v}" for k, v in endpoint.headers.items())
         return env
+
+    def run(self, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan) -> SummaryLoadResult:
+        """One load through the pod; Ctrl-C or SIGTERM raises RunInterrupted with what was
+        measured (the load is stopped and the upload removed either way)."""
+        target = self.target_url(endpoint)
+        env = self._environment(
+            endpoint, target, plan, total=plan.total + self.settings.startup_timeout
+        )
+        pod = self.pod()
+        run_dir = f"{self.settings.workdir.rstrip('/')}/seldon-load-{secrets.token_hex(4)}"
+        info = {
+            "label": plan.label,
+            "target": redact_url(target),
+            "arrival": plan.arrival,
+            "seed": plan.seed,
+        }
+        pid: int | None = None
+        with terminate_as_interrupt():
+            try:
+                remote_replay = upload_replay(self.transport, pod, run_dir, replay.path)
+                pid = start_load(self.transport, pod, run_dir, remote_replay, plan.rate, env)
+                with PortForwarder(
+                    self.transport, pod.namespace, pod.name, self.settings.admin_port
+                ) as forward:
+                    scraper = StatsScraper(forward.url)
+                    try:
+                        return _Measurement(self, pod, pid, run_dir, scraper).measure(
+                            rate=plan.rate, duration=plan.duration, warmup=plan.warmup, info=info
+                        )
+                    finally:
+                        scraper.shutdown()
+                        scraper.close()
+            finally:
+                try:
+                    if pid is not None:
+                        stop_load(self.transport, pod, pid, grace=self.settings.stop_grace)
+                finally:
+                    remove_run_dir(self.transport, pod, run_dir)
+
+
+NEEDS_A_SESSION = (
+    "the iago engine sends from a pod in the cluster, made and removed by a pytest session "
+    "(pytest --load-engine=iago --seldon-kubeconfig=...); {caller} has no such session: use "
+    "the embedded engine, or run seldon-load run inside the pod (docker/start-load-test.sh)"
+)
+
+
+class IagoEngine:
+    """The ``iago`` engine: each run goes through the session's `IagoRunner` (the pytest
+    fixture ``iago``, whose pod is made on first use and removed with the session)."""
+
+    name = "iago"
+
+    def __init__(self, context: EngineContext) -> None:
+        if context.resources is None:
+            raise EngineUnavailable(NEEDS_A_SESSION.format(caller=context.caller))
+        self.context = context
 
     def run(
         self,
         endpoint: SeldonEndpoint,
         replay: ReplayFile,
+        plan: RunPlan,
         *,
-        rate: float,
-        duration: float,
-        warmup: float = 0.0,
-        arrival: str = "slow-start-poisson",
-        seed: int | None = None,
-        ramp: float | None = None,
-        ramp_from: float | None = None,
-        settings: EngineSettings | None = None,
-        label: str = "",
+        companion: Any = None,
     ) -> SummaryLoadResult:
-        """One load through the pod; Ctrl-C raises RunInterrupted with what was measured."""
-        if not duration > 0:
-            raise ValueError(f"duration must be positive, got {duration}")
-        if warmup < 0:
-            raise ValueError(f"warmup must not be negative, got {warmup}")
-        settings = settings or EngineSettings()
-        target = self.target_url(endpoint)
-        env = self._environment(
-            endpoint,
-            target,
-            arrival=arrival,
-            ramp=ramp,
-            ramp_from=ramp_from,
-            seed=seed,
-            settings=settings,
-            total=warmup + duration + self.settings.startup_timeout,
-        )
-        pod = self.pod()
-        run_dir = f"{self.settings.workdir.rstrip('/')}/seldon-load-{secrets.token_hex(4)}"
-        info = {"label": label, "target": redact_url(target), "arrival": arrival, "seed": seed}
-        pid: int | None = None
-        try:
-            remote_replay = upload_replay(self.transport, pod, run_dir, replay.path)
-            pid = start_load(self.transport, pod, run_dir, remote_replay, rate, env)
-            with PortForwarder(
-                self.transport, pod.namespace, pod.name, self.settings.admin_port
-            ) as forward:
-                scraper = StatsScraper(forward.url)
-                try:
-                    return _Measurement(self, pod, pid, run_dir, scraper).measure(
-                        rate=rate, duration=duration, warmup=warmup, info=info
-                    )
-                finally:
-                    scraper.shutdown()
-                    scraper.close()
-        finally:
-            try:
-                if pid is not None:
-                    stop_load(self.transport, pod, pid, grace=self.settings.stop_grace)
-            finally:
-                remove_run_dir(self.transport, pod, run_dir)
+        runner: IagoRunner = self.context.resource("iago", engine=self.name)
+        return runner.run(endpoint, replay, plan)
 
 
 class _Measurement:

@@ -1,10 +1,11 @@
-"""The cluster side of the plugin: Kubernetes-backed fixtures and the Iago engine.
+"""The cluster side of the plugin: Kubernetes-backed fixtures and the Iago runner.
 
 Options (group "seldon-load"): where the cluster is (``--seldon-kubeconfig``, ``--seldon-context``,
 ``--seldon-namespace``), how deployments are reached (``--seldon-deployment``,
 ``--seldon-ingress``, ``--seldon-wait``, ``--seldon-consumer-keys``) and how the Iago pod runs
-(``--iago-*``). Fixtures: ``seldon_cluster`` and ``iago`` (session), and
-``seldon_pod_transport``, the seam a conftest overrides to run pods' commands elsewhere.
+(``--iago-*``). Fixtures: ``seldon_cluster`` and ``iago`` (session: the runner the ``iago``
+engine of `engines` asks the session for), and ``seldon_pod_transport``, the seam a conftest
+overrides to run pods' commands elsewhere.
 The Kubernetes client is imported only when a cluster fixture is used.
 """
 
@@ -17,7 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..durations import duration_option
-from .fixtures import ENGINES
 
 GROUP_DESCRIPTION = "seldon-load (load tests of Seldon deployments)"
 
@@ -280,11 +280,3 @@ def iago(pytestconfig: pytest.Config, seldon_cluster: Any):
         yield runner
     finally:
         runner.close()
-
-
-def _iago_engine(request: pytest.FixtureRequest, endpoint: Any, replay: Any, **options: Any):
-    """The run goes through the session's `iago` fixture (its pod is made on first use)."""
-    return request.getfixturevalue("iago").run(endpoint, replay, **options)
-
-
-ENGINES["iago"] = _iago_engine

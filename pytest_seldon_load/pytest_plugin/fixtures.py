@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from ..assertions import budget_checks
-from ..durations import parse_duration_s
 from ..endpoint import SeldonEndpoint
-from ..engine import EngineSettings, RunInterrupted, run_load
+from ..engines import ENGINES, EngineContext, EngineError, EngineRegistry
+from ..interrupts import RunInterrupted
+from ..plan import RUN_OPTIONS, PlanError, RunPlan
 from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from ..result import LoadResult
 from .run_registry import register_result
@@ -24,41 +25,23 @@ COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.
 """Where a plugin stashes a factory of engine companions (the live progress line, say): called
 with the test's request, it returns an async context manager entered around the run, or None."""
 
-
-def _embedded_engine(
-    request: pytest.FixtureRequest, endpoint: SeldonEndpoint, replay: ReplayFile, **options: Any
-) -> LoadResult:
-    factory = request.config.stash.get(COMPANION_KEY, None)
-    companion = factory(request) if factory is not None else None
-    return run_load(endpoint, replay, companion=companion, **options)
+REGISTRY_KEY = pytest.StashKey[EngineRegistry]()
 
 
-EngineFunction = Callable[..., LoadResult]
-ENGINES: dict[str, EngineFunction] = {"embedded": _embedded_engine}
-"""Load engines by name. Each is called as ``engine(request, endpoint, replay, rate=...,
-duration=..., warmup=..., arrival=..., seed=..., ramp=..., ramp_from=..., settings=...,
-label=...)`` and returns a LoadResult; other plugins add theirs here."""
+def engine_registry(config: pytest.Config) -> EngineRegistry:
+    """The session's engines: the built-in and entry-point ones, plus those its plugins and
+    conftest.py add through the ``pytest_seldon_load_engines(config, registry)`` hook."""
+    registry = config.stash.get(REGISTRY_KEY, None)
+    if registry is None:
+        registry = config.stash[REGISTRY_KEY] = ENGINES.copy()
+        config.hook.pytest_seldon_load_engines(config=config, registry=registry)
+    return registry
+
 
 IRIS_FEATURES = tuple({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5))
 """The iris example of Seldon's original replay script: four features, each uniform in 0..5."""
 
-LOAD_RUN_KEYS = frozenset(
-    {
-        "rate",
-        "duration",
-        "warmup",
-        "arrival",
-        "seed",
-        "ramp",
-        "ramp_from",
-        "connections",
-        "max_in_flight",
-        "timeout",
-        "engine",
-        "allow_lag",
-        "lag_threshold_ms",
-    }
-)
+LOAD_RUN_KEYS = (RUN_OPTIONS - {"label"}) | {"engine", "allow_lag"}
 MARKER_KEYS = LOAD_RUN_KEYS | {"budgets"}
 
 
@@ -83,6 +66,20 @@ def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
             budget_checks(merged["budgets"])
         except ValueError as exc:
             raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.load {exc}") from None
+    options = {k: v for k, v in merged.items() if k in RUN_OPTIONS}
+    try:
+        # Each value the marker gives is read now, by the plan's own rules (a test's call may
+        # still supply the rest).
+        RunPlan.from_options({"rate": 1, "duration": 1, **options})
+    except PlanError as exc:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.load {exc}") from None
+    engine = merged.get("engine")
+    if engine is not None and engine not in engine_registry(item.config):
+        names = ", ".join(engine_registry(item.config).names())
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.load engine: unknown engine {engine!r}; "
+            f"available: {names}"
+        )
     return merged
 
 
@@ -223,6 +220,9 @@ class LoadRunner:
         self.defaults = load_marker_kwargs(self.item)
         self.results: list[LoadResult] = []
 
+    def _resource(self, name: str) -> Any:
+        return self.request.getfixturevalue(name)
+
     def __call__(
         self,
         endpoint: SeldonEndpoint,
@@ -238,58 +238,41 @@ class LoadRunner:
         values = {k: v for k, v in self.defaults.items() if k != "budgets"}
         values.update({k: v for k, v in options.items() if v is not None})
         config = self.config
-        scale = config.getoption("load_scale")
-        rate_scale = config.getoption("load_rate_scale")
+        engine_name = values.pop("engine", None) or config.getoption("load_engine")
+        allow_lag = bool(values.pop("allow_lag", False)) or config.getoption("load_allow_lag")
         for required in ("rate", "duration"):
             if values.get(required) is None:
                 raise ValueError(
                     f"load_run needs a {required}: pass {required}=... or set it on "
                     f"@pytest.mark.load({required}=...)"
                 )
-        rate = float(values["rate"]) * rate_scale
-        duration = parse_duration_s(values["duration"], "duration") * scale
-        warmup = parse_duration_s(values.get("warmup", 0), "warmup") * scale
-        ramp = values.get("ramp")
-        ramp = None if ramp is None else parse_duration_s(ramp, "ramp") * scale
-        engine = values.get("engine") or config.getoption("load_engine")
-        if engine not in ENGINES:
-            raise ValueError(
-                f"load_run: unknown engine {engine!r}; available: {', '.join(sorted(ENGINES))}"
+        values.setdefault("connections", config.getoption("load_connections"))
+        values.setdefault("timeout", config.getoption("load_timeout"))
+        if values.get("seed") is None:
+            # Reproducible by default: the same test gets the same schedule every run.
+            values["seed"] = zlib.crc32(self.item.nodeid.encode("utf-8"))
+        values["label"] = options.get("label") or self.item.nodeid
+        try:
+            plan = RunPlan.from_options(values).scaled(
+                time=config.getoption("load_scale"), rate=config.getoption("load_rate_scale")
             )
-        settings = EngineSettings(
-            connections=int(values.get("connections") or config.getoption("load_connections")),
-            max_in_flight=values.get("max_in_flight"),
-            timeout=parse_duration_s(
-                values.get("timeout") or config.getoption("load_timeout"), "timeout"
-            ),
-            lag_threshold_ms=float(values.get("lag_threshold_ms", 5.0)),
-        )
+        except PlanError as exc:
+            raise ValueError(f"load_run: {exc}") from None
+        context = EngineContext(caller="this pytest session", resources=self._resource)
+        try:
+            engine = engine_registry(config).create(engine_name, context)
+        except EngineError as exc:
+            raise type(exc)(f"load_run: {exc}") from None
         if not isinstance(replay, ReplayFile):
             replay = ReplayFile(Path(replay))
-        seed = values.get("seed")
-        if seed is None:
-            # Reproducible by default: the same test gets the same schedule every run.
-            seed = zlib.crc32(self.item.nodeid.encode("utf-8"))
-        label = options.get("label") or self.item.nodeid
+        factory = config.stash.get(COMPANION_KEY, None)
+        companion = factory(self.request) if factory is not None else None
         try:
-            result = ENGINES[engine](
-                self.request,
-                endpoint,
-                replay,
-                rate=rate,
-                duration=duration,
-                warmup=warmup,
-                arrival=values.get("arrival") or "constant",
-                seed=int(seed),
-                ramp=ramp,
-                ramp_from=values.get("ramp_from"),
-                settings=settings,
-                label=label,
-            )
+            result = engine.run(endpoint, replay, plan, companion=companion)
         except RunInterrupted as interrupted:
             register_result(self.config, self.item, interrupted.result)
             raise
-        result.lag_accepted = bool(values.get("allow_lag")) or config.getoption("load_allow_lag")
+        result.lag_accepted = allow_lag
         self.results.append(result)
         register_result(self.config, self.item, result)
         return result

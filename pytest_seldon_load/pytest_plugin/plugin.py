@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-import math
-
 import pytest
 
 from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
-from ..durations import duration_option
+from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS
 from ..report.terminal import write_summary
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
-    ENGINES,
     RUNNER_KEY,
+    engine_registry,
     load_marker_kwargs,
     load_run,
     replay_file,
@@ -25,45 +22,10 @@ from .run_registry import attach_to_report, collect_from_report, session_runs
 OUTCOME_KEY = pytest.StashKey[str]()
 
 
-def _positive_float(option: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} expects a number, got {text!r}") from None
-        if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"{option} must be a positive number, got {text!r}")
-        return value
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
 
-    return parse
-
-
-def _non_negative_float(option: str):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} expects a number, got {text!r}") from None
-        if not (value >= 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"{option} must not be negative, got {text!r}")
-        return value
-
-    return parse
-
-
-def _positive_int(option: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{option} expects a whole number, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be at least 1, got {text!r}")
-        return value
-
-    return parse
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--seldon-local-extra-latency",
         default=0.0,
         metavar="MS",
-        type=_non_negative_float("--seldon-local-extra-latency"),
+        type=number_option(allow_zero=True),
         help="make the local MLServer's model this many ms slower (to see a "
         "regression caught). Default: 0",
     )
@@ -100,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--load-scale",
         default=1.0,
         metavar="FACTOR",
-        type=_positive_float("--load-scale"),
+        type=number_option(),
         help="multiply every load duration (duration, warm-up, ramp) by FACTOR, "
         "e.g. 0.1 for a quick pre-merge run. Default: 1",
     )
@@ -108,21 +70,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--load-rate-scale",
         default=1.0,
         metavar="FACTOR",
-        type=_positive_float("--load-rate-scale"),
+        type=number_option(),
         help="multiply every load rate by FACTOR. Default: 1",
     )
     group.addoption(
         "--load-engine",
         default="embedded",
         metavar="NAME",
-        help="what generates the load: embedded (the in-process open-loop engine), or an "
-        "engine another plugin adds. Default: embedded",
+        help="what generates the load: embedded (the in-process open-loop engine), iago (an "
+        "Iago pod in the cluster), or an engine another package adds. Default: embedded",
     )
     group.addoption(
         "--load-connections",
         default=64,
         metavar="N",
-        type=_positive_int("--load-connections"),
+        type=number_option(whole=True),
         help="keep-alive connections (and in-flight requests) per load run. Default: 64",
     )
     group.addoption(
@@ -155,9 +117,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_engine_option(config: pytest.Config) -> None:
     engine = config.getoption("load_engine")
-    if engine not in ENGINES:
+    registry = engine_registry(config)
+    if engine not in registry:
         raise pytest.UsageError(
-            f"--load-engine: unknown engine {engine!r}; available: {', '.join(sorted(ENGINES))}"
+            f"--load-engine: unknown engine {engine!r}; available: {', '.join(registry.names())}"
         )
 
 
