@@ -48,6 +48,13 @@ CONTENTS_FIELD = {
     "BYTES": "bytes_contents",
 }
 """Which typed field of InferTensorContents carries each OIP datatype."""
+NARROW_RANGES = {
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+}
+"""Datatypes narrower than the protobuf field that carries them: their values are checked."""
 
 _METADATA_WORD = re.compile(r"^([0-9A-Za-z_.-]+):([\x21-\x7e]+)$")
 _RESERVED_METADATA = frozenset({"content-type", "te", "user-agent", "host", "connection"})
@@ -237,6 +244,12 @@ def _fill_contents(contents: Any, datatype: str, values: list[Any], where: str) 
         )
     if datatype == "BYTES":
         values = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
+    bounds = NARROW_RANGES.get(datatype)
+    if bounds is not None:
+        low, high = bounds
+        outside = next((v for v in values if isinstance(v, int) and not low <= v <= high), None)
+        if outside is not None:
+            raise ValueError(f"{where}.data: {outside} is outside {datatype} ({low}..{high})")
     try:
         getattr(contents, field).extend(values)
     except (TypeError, ValueError) as exc:

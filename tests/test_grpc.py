@@ -141,7 +141,14 @@ def test_mlserver_reads_the_same_request_from_grpc_bytes_as_from_rest_json() -> 
                 "model_name": "m",
                 "inputs": [{"name": "a", "shape": [1], "datatype": "UINT8", "data": [-1]}],
             },
-            "inputs[0].data: values do not fit UINT8",
+            "inputs[0].data: -1 is outside UINT8 (0..255)",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [1], "datatype": "INT8", "data": [128]}],
+            },
+            "inputs[0].data: 128 is outside INT8 (-128..127)",
         ),
         (
             {
