@@ -147,12 +147,20 @@ class LocalSeldonServer:
         self._repository = self.workdir / "model-repository"
         self._process: subprocess.Popen[bytes] | None = None
         self._http_port: int | None = None
+        self._grpc_port: int | None = None
 
     @property
     def base_url(self) -> str:
         if self._http_port is None:
             raise RuntimeError("LocalSeldonServer: base_url is only known after start()")
         return f"http://127.0.0.1:{self._http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        """MLServer's Open Inference Protocol gRPC port, as ``grpc://127.0.0.1:PORT``."""
+        if self._grpc_port is None:
+            raise RuntimeError("LocalSeldonServer: grpc_url is only known after start()")
+        return f"grpc://127.0.0.1:{self._grpc_port}"
 
     @property
     def pid(self) -> int | None:
@@ -206,7 +214,7 @@ class LocalSeldonServer:
         """
         atexit.unregister(self.stop)
         process, self._process = self._process, None
-        self._http_port = None
+        self._http_port = self._grpc_port = None
         if process is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -287,7 +295,7 @@ class LocalSeldonServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._http_port = http_port
+        self._http_port, self._grpc_port = http_port, grpc_port
 
     def _wait_ready(self, deadline: float) -> None:
         ready_url = f"{self.base_url}/v2/models/{self.model}/ready"

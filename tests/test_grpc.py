@@ -1,0 +1,452 @@
+"""The Open Inference Protocol over gRPC: replay lines, ModelInferRequest encoding, transport.
+
+Encoding is checked against MLServer's own generated `dataplane_pb2` and converters; the
+transport against a real MLServer's gRPC port, a grpc.aio server that never answers, a closed
+port and a plain HTTP/1.1 server, all on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+from servers import ClosedPort, ServerThread, by_path
+
+from pytest_seldon_load.cluster.local import INSTALL_HINT, LocalSeldonServer, mlserver_available
+from pytest_seldon_load.grpc_transport import GrpcTransport, error_kind, parse_target
+from pytest_seldon_load.oip_grpc import (
+    MODEL_INFER,
+    GrpcPayload,
+    encode_infer_request,
+    grpc_request,
+    parse_grpc_line,
+    prepare,
+)
+from pytest_seldon_load.replay import ReplayError, parse_line, write_replay
+from pytest_seldon_load.result import LoadResult, Recorder
+
+needs_mlserver = pytest.mark.skipif(
+    not mlserver_available(), reason=f"MLServer is not installed ({INSTALL_HINT})"
+)
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+# ---- encoding -------------------------------------------------------------------------------
+
+
+def _mixed_document() -> dict:
+    return {
+        "model_name": "iris",
+        "model_version": "v1",
+        "id": "req-7",
+        "parameters": {"content_type": "np", "priority": 3, "trace": True},
+        "inputs": [
+            {"name": "f32", "shape": [2, 2], "datatype": "FP32", "data": [[1.5, 2.5], [3.5, 4.5]]},
+            {"name": "i64", "shape": [3], "datatype": "INT64", "data": [1, -2, 2**40]},
+            {"name": "u8", "shape": [2], "datatype": "UINT8", "data": [0, 255]},
+            {"name": "flag", "shape": [1], "datatype": "BOOL", "data": [True]},
+            {
+                "name": "text",
+                "shape": [2],
+                "datatype": "BYTES",
+                "data": ["héllo", "x"],
+                "parameters": {"content_type": "str"},
+            },
+        ],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": False}}],
+    }
+
+
+@needs_mlserver
+def test_encoding_parses_as_mlserver_dataplane_request() -> None:
+    from mlserver.grpc import dataplane_pb2
+
+    parsed = dataplane_pb2.ModelInferRequest.FromString(encode_infer_request(_mixed_document()))
+
+    assert (parsed.model_name, parsed.model_version, parsed.id) == ("iris", "v1", "req-7")
+    assert parsed.parameters["content_type"].string_param == "np"
+    assert parsed.parameters["priority"].int64_param == 3
+    assert parsed.parameters["trace"].bool_param is True
+    f32, i64, u8, flag, text = parsed.inputs
+    assert (f32.name, f32.datatype, list(f32.shape)) == ("f32", "FP32", [2, 2])
+    assert list(f32.contents.fp32_contents) == [1.5, 2.5, 3.5, 4.5]
+    assert list(i64.contents.int64_contents) == [1, -2, 2**40]
+    assert list(u8.contents.uint_contents) == [0, 255]
+    assert list(flag.contents.bool_contents) == [True]
+    assert list(text.contents.bytes_contents) == ["héllo".encode(), b"x"]
+    assert text.parameters["content_type"].string_param == "str"
+    assert [o.name for o in parsed.outputs] == ["predict"]
+    assert parsed.outputs[0].parameters["binary_data"].bool_param is False
+    assert not parsed.raw_input_contents
+
+
+@needs_mlserver
+def test_mlserver_reads_the_same_request_from_grpc_bytes_as_from_rest_json() -> None:
+    """MLServer's own converter turns our protobuf into the request its REST API would parse."""
+    from mlserver.grpc import dataplane_pb2
+    from mlserver.grpc.converters import ModelInferRequestConverter
+    from mlserver.types import InferenceRequest
+
+    document = {
+        "model_name": "iris",
+        "inputs": [
+            {"name": "predict", "shape": [2, 4], "datatype": "FP64", "data": IRIS_ROW * 2},
+            {"name": "n", "shape": [1], "datatype": "INT32", "data": [7]},
+        ],
+    }
+    parsed = dataplane_pb2.ModelInferRequest.FromString(encode_infer_request(document))
+    from_grpc = ModelInferRequestConverter.to_types(parsed)
+    rest = {key: value for key, value in document.items() if key != "model_name"}
+    from_rest = InferenceRequest.model_validate(rest)
+
+    for got, want in zip(from_grpc.inputs, from_rest.inputs, strict=True):
+        assert (got.name, got.datatype, list(got.shape)) == (want.name, want.datatype, want.shape)
+        assert list(got.data) == list(want.data.root)
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        ({"inputs": []}, "model_name"),
+        ({"model_name": "m", "inputs": []}, "inputs"),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [3], "datatype": "FP32", "data": [1]}],
+            },
+            "inputs[0].data: 1 values do not fill shape [3]",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [1], "datatype": "FP16", "data": [1]}],
+            },
+            "inputs[0].datatype: 'FP16'",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [1], "datatype": "INT64", "data": ["x"]}],
+            },
+            "inputs[0].data: values do not fit INT64",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [1], "datatype": "UINT8", "data": [-1]}],
+            },
+            "inputs[0].data: -1 is outside UINT8 (0..255)",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [1], "datatype": "INT8", "data": [128]}],
+            },
+            "inputs[0].data: 128 is outside INT8 (-128..127)",
+        ),
+        (
+            {
+                "model_name": "m",
+                "inputs": [{"name": "a", "shape": [-1], "datatype": "FP32", "data": []}],
+            },
+            "inputs[0].shape",
+        ),
+        ({"model_name": "m", "parameters": {"x": 1.5}, "inputs": []}, "parameters.x"),
+        ({"model_name": "m", "inputz": []}, "unknown field 'inputz'"),
+    ],
+)
+def test_encoding_names_what_is_wrong(document: dict, words: str) -> None:
+    with pytest.raises(ValueError, match=None) as caught:
+        encode_infer_request(document)
+    assert words in str(caught.value)
+
+
+# ---- replay lines ---------------------------------------------------------------------------
+
+
+def test_prediction_request_round_trips_through_a_replay_file(tmp_path: Path) -> None:
+    request = grpc_request("iris", [IRIS_ROW, IRIS_ROW], metadata=[("Seldon-Model", "iris")])
+    replay = write_replay(tmp_path / "grpc.txt", [request])
+    line = (tmp_path / "grpc.txt").read_text().strip()
+
+    assert line.startswith(f"GRPC {MODEL_INFER} seldon-model:iris {{")
+    parsed = parse_grpc_line(line, 1, str(replay))
+    assert parsed == request
+    document = json.loads(parsed.body)
+    assert document["model_name"] == "iris"
+    assert document["inputs"][0]["shape"] == [2, 4]
+    assert document["inputs"][0]["datatype"] == "FP64"
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("POST /v2/models/iris/infer {}", "a gRPC line starts with GRPC"),
+        ("GRPC /inference.GRPCInferenceService/ModelReady {}", "unknown gRPC call"),
+        (f"GRPC {MODEL_INFER}", "needs the request as JSON"),
+        (f"GRPC {MODEL_INFER} {{not json", "bad ModelInfer request"),
+        (f"GRPC {MODEL_INFER} grpc-timeout:1S {{}}", "set by gRPC itself"),
+        (f"GRPC {MODEL_INFER} trace-bin:AAA {{}}", "binary"),
+        (f"GRPC {MODEL_INFER} nocolon {{}}", "not name:value"),
+        (f'GRPC {MODEL_INFER} {{"model_name":"m","inputs":[]}}', "inputs: required"),
+    ],
+)
+def test_bad_grpc_lines_name_file_and_line(line: str, words: str) -> None:
+    with pytest.raises(ReplayError) as caught:
+        parse_grpc_line(line, 12, "replays/grpc.txt")
+    assert str(caught.value).startswith("replays/grpc.txt:12: ")
+    assert words in str(caught.value)
+
+
+def test_blank_and_comment_lines_are_skipped() -> None:
+    assert parse_grpc_line("   ") is None
+    assert parse_grpc_line("# a comment") is None
+
+
+def test_prepare_merges_endpoint_metadata_and_lets_the_line_win() -> None:
+    request = grpc_request("iris", [IRIS_ROW], metadata=[("seldon-model", "from-line")])
+    payload = prepare(request, {"Seldon-Model": "from-endpoint", "X-Team": "ml"})
+
+    assert payload.method == MODEL_INFER
+    assert dict(payload.metadata) == {"seldon-model": "from-line", "x-team": "ml"}
+    assert payload.message == encode_infer_request(json.loads(request.body or b""))
+
+
+def test_prepare_refuses_an_http_line() -> None:
+    request = parse_line("POST /v2/models/iris/infer {}", 3)
+    assert request is not None
+    with pytest.raises(ValueError, match="line 3: POST /v2/models/iris/infer is not a gRPC call"):
+        prepare(request)
+
+
+@pytest.mark.parametrize(
+    ("url", "target", "tls"),
+    [
+        ("grpc://127.0.0.1:8081", "127.0.0.1:8081", False),
+        ("grpcs://models.example:443", "models.example:443", True),
+        ("grpc://[::1]:9000", "[::1]:9000", False),
+    ],
+)
+def test_targets(url: str, target: str, tls: bool) -> None:
+    assert parse_target(url) == (target, tls)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8081", "grpc://", "grpc://h:1/v2/models"])
+def test_bad_targets_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"grpc://host:port|no path"):
+        parse_target(url)
+
+
+def test_error_kinds_by_code() -> None:
+    assert error_kind(grpc.StatusCode.OK, "") is None
+    assert error_kind(grpc.StatusCode.NOT_FOUND, "no model") == "grpc_NOT_FOUND"
+    assert error_kind(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") == "timeout"
+    assert error_kind(grpc.StatusCode.UNAVAILABLE, "server shutting down") == "grpc_UNAVAILABLE"
+
+
+# ---- the transport, open loop ---------------------------------------------------------------
+
+
+async def _open_loop(
+    transport: GrpcTransport, payload: GrpcPayload, rate: float, seconds: float, timeout: float
+) -> LoadResult:
+    """Send at `rate` on schedule, never waiting for answers; wait for every answer."""
+    loop = asyncio.get_running_loop()
+    recorder = Recorder(0.0)
+    total = round(rate * seconds)
+    answered = 0
+    all_answered = loop.create_future()
+    start = loop.time() + 0.01
+
+    def on_done(
+        offset: object, status: int | None, body: bytes, kind: str | None, sent: float, done: float
+    ) -> None:
+        nonlocal answered
+        assert isinstance(offset, float)
+        recorder.completed(offset, sent - perf_start, done - perf_start, status, kind)
+        answered += 1
+        if answered == total and not all_answered.done():
+            all_answered.set_result(None)
+
+    from time import perf_counter
+
+    perf_start = perf_counter() + (start - loop.time())
+    for index in range(total):
+        offset = index / rate
+        delay = start + offset - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        recorder.sent(offset, perf_counter() - perf_start, 0.0)
+        transport.submit(payload, on_done, offset)
+    await asyncio.wait_for(all_answered, timeout + 5.0)
+    transport.close("cancelled")
+    await transport.wait_closed()
+    return recorder.result(target_rate=rate, duration=seconds, scheduled=total, engine="test")
+
+
+def _run(
+    url: str, payload: GrpcPayload, *, rate: float = 20, seconds: float = 0.5, timeout: float = 5
+) -> LoadResult:
+    async def main() -> LoadResult:
+        transport = GrpcTransport(url, connections=2, timeout=timeout)
+        return await _open_loop(transport, payload, rate, seconds, timeout)
+
+    return asyncio.run(main())
+
+
+def _payload(model: str = "iris", method: str = MODEL_INFER) -> GrpcPayload:
+    return prepare(grpc_request(model, [IRIS_ROW]))._replace(method=method)
+
+
+@pytest.fixture(scope="module")
+def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSeldonServer]:
+    if not mlserver_available():
+        pytest.skip(f"MLServer is not installed ({INSTALL_HINT})")
+    with LocalSeldonServer(tmp_path_factory.mktemp("mlserver-grpc")) as running:
+
+        async def grpc_ready() -> None:
+            target, _ = parse_target(running.grpc_url)
+            async with grpc.aio.insecure_channel(target) as channel:
+                await asyncio.wait_for(channel.channel_ready(), 30)
+
+        asyncio.run(grpc_ready())
+        yield running
+
+
+@needs_mlserver
+def test_grpc_url_is_the_local_servers_loopback_grpc_port(mlserver: LocalSeldonServer) -> None:
+    assert mlserver.grpc_url.startswith("grpc://127.0.0.1:")
+    assert mlserver.grpc_url.rsplit(":", 1)[1] != mlserver.base_url.rsplit(":", 1)[1]
+
+
+@needs_mlserver
+def test_open_loop_against_mlserver_has_no_errors(mlserver: LocalSeldonServer) -> None:
+    result = _run(mlserver.grpc_url, _payload(), rate=50, seconds=1.5)
+
+    assert result.requests == 75
+    assert result.ok == 75, result.error_kinds
+    assert result.errors == 0
+    assert result.status_codes == {0: 75}
+    assert 0 < result.p50 < 1000  # ms: answered, and not by a stalled server
+
+
+@needs_mlserver
+def test_answer_is_mlservers_inference_response(mlserver: LocalSeldonServer) -> None:
+    from mlserver.grpc import dataplane_pb2
+
+    bodies: list[bytes] = []
+
+    async def main() -> None:
+        transport = GrpcTransport(mlserver.grpc_url, connections=1, timeout=5)
+        done = asyncio.get_running_loop().create_future()
+
+        def on_done(*outcome: object) -> None:
+            bodies.append(outcome[2])  # type: ignore[arg-type]
+            done.set_result(None)
+
+        transport.submit(_payload(), on_done, None)
+        await asyncio.wait_for(done, 10)
+        transport.close()
+        await transport.wait_closed()
+
+    asyncio.run(main())
+    response = dataplane_pb2.ModelInferResponse.FromString(bodies[0])
+    assert response.model_name == "iris"
+    assert response.outputs[0].name == "predict"
+
+
+@needs_mlserver
+def test_unknown_model_is_counted_by_code_name(mlserver: LocalSeldonServer) -> None:
+    result = _run(mlserver.grpc_url, _payload(model="no-such-model"))
+
+    assert result.ok == 0
+    assert result.error_kinds == {"grpc_NOT_FOUND": 10}
+    assert result.status_codes == {grpc.StatusCode.NOT_FOUND.value[0]: 10}
+
+
+@needs_mlserver
+def test_wrong_service_is_unimplemented(mlserver: LocalSeldonServer) -> None:
+    result = _run(mlserver.grpc_url, _payload(method="/inference.NoSuchService/ModelInfer"))
+
+    assert result.error_kinds == {"grpc_UNIMPLEMENTED": 10}
+
+
+def test_server_that_never_answers_ends_each_call_at_its_deadline() -> None:
+    async def main() -> LoadResult:
+        started: list[object] = []
+
+        async def never(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            started.append(request)
+            await asyncio.sleep(30)
+            return b""
+
+        class Never(grpc.GenericRpcHandler):
+            def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+                return grpc.unary_unary_rpc_method_handler(never)
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([Never()])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            transport = GrpcTransport(f"grpc://127.0.0.1:{port}", connections=1, timeout=0.4)
+            result = await _open_loop(transport, _payload(), rate=20, seconds=0.5, timeout=0.4)
+        finally:
+            await server.stop(0)
+        assert len(started) == 10  # every call reached the server: the deadline ended it
+        return result
+
+    result = asyncio.run(main())
+    assert result.error_kinds == {"timeout": 10}
+    assert 400 <= result.service_percentile(50) < 1400  # ms: ended by the 0.4 s deadline, not later
+
+
+def test_unreachable_port_is_one_clear_error_kind() -> None:
+    with ClosedPort() as closed:
+        result = _run(f"grpc://127.0.0.1:{closed.port}", _payload(), timeout=3)
+    assert result.error_kinds == {"grpc_unreachable": 10}
+    assert result.max < 3000  # refused at once, not waited out
+
+
+def test_plain_http_server_is_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL, logger="aiohttp")  # it complains of the HTTP/2 preface
+    with ServerThread(by_path) as http:
+        result = _run(f"grpc://127.0.0.1:{http.port}", _payload(), timeout=3)
+    assert result.error_kinds == {"grpc_not_http2": 10}
+    assert result.max < 3000
+
+
+def test_close_fails_pending_calls_with_the_reason() -> None:
+    async def main() -> list[tuple[object, str | None]]:
+        async def never(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            await asyncio.sleep(30)
+            return b""
+
+        class Never(grpc.GenericRpcHandler):
+            def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+                return grpc.unary_unary_rpc_method_handler(never)
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([Never()])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        outcomes: list[tuple[object, str | None]] = []
+        transport = GrpcTransport(f"grpc://127.0.0.1:{port}", connections=1, timeout=10)
+        for context in range(3):
+            transport.submit(_payload(), lambda c, s, b, k, w, d: outcomes.append((c, k)), context)
+        await asyncio.sleep(0.2)
+        transport.close("interrupted")
+        await transport.wait_closed()
+        transport.submit(_payload(), lambda c, s, b, k, w, d: outcomes.append((c, k)), "late")
+        await server.stop(0)
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    assert sorted(outcomes[:3]) == [(0, "interrupted"), (1, "interrupted"), (2, "interrupted")]
+    assert outcomes[3] == ("late", "cancelled")
