@@ -96,7 +96,8 @@ def test_a_regression_message_carries_the_evidence():
     assert "Mann-Whitney U" in message
     assert "run: " in message and "p99" in message  # the usual run description and table
     judged = current.judgements[-1]
-    assert judged["passed"] is False and judged["comparison"]["verdict"] == "regression"
+    assert judged.kind == "regression" and judged.passed is False and judged.server_fault
+    assert judged.comparison is not None and judged.comparison["verdict"] == "regression"
 
 
 def test_the_interval_and_the_p_value_always_agree():
@@ -161,7 +162,8 @@ def test_runs_too_short_to_ever_be_significant_are_not_judged():
     baseline, current = pair(0, 0.5, seconds=4)
     with pytest.raises(InvalidMeasurement, match="at least 5s"):
         assert_no_regression(current, baseline)
-    assert current.judgements[-1]["measured"] == "invalid"
+    assert current.judgements[-1].invalid == "not comparable"
+    assert current.judgements[-1].verdict == "invalid"
 
 
 def test_a_regression_found_while_the_generator_lagged_is_not_blamed_on_the_server():
@@ -169,7 +171,8 @@ def test_a_regression_found_while_the_generator_lagged_is_not_blamed_on_the_serv
     slower.health.late_sends = slower.health.sends_checked = 100
     with pytest.raises(InvalidMeasurement, match="fell behind"):
         assert_no_regression(slower, baseline)
-    assert slower.judgements[-1]["measured"] == "invalid: lag"
+    assert slower.judgements[-1].invalid == "generator lag"
+    assert slower.judgements[-1].comparison["verdict"] == "regression"
     slower.lag_accepted = True
     with pytest.raises(PerformanceRegression):
         assert_no_regression(slower, baseline)
