@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import NoReturn
 
 from .durations import format_ms, parse_budget_ms
+from .judgement import LAG, NO_LATENCIES, NO_REQUESTS, Judgement
 from .result import LoadResult
 
 TABLE_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -72,8 +74,29 @@ def percentile_table(result: LoadResult) -> str:
     return "\n".join(rows)
 
 
-def _judge(result: LoadResult, budget: str, passed: bool, measured: float | str) -> None:
-    result.judgements.append({"budget": budget, "passed": passed, "measured": measured})
+@dataclass(frozen=True)
+class _Budget:
+    """What a budget assertion judges: its kind, label, limit and quantile."""
+
+    kind: str
+    label: str
+    limit: float
+    quantile: float | None = None
+
+    def record(
+        self, result: LoadResult, passed: bool, measured: float | None, invalid: str = ""
+    ) -> None:
+        result.judgements.append(
+            Judgement(
+                kind=self.kind,
+                label=self.label,
+                passed=passed,
+                measured=measured,
+                limit=self.limit,
+                quantile=self.quantile,
+                invalid=invalid,
+            )
+        )
 
 
 GENERATOR_ERROR_KINDS = frozenset({"timeout", "unsent"})
@@ -81,23 +104,23 @@ GENERATOR_ERROR_KINDS = frozenset({"timeout", "unsent"})
 requests never sent); every other kind is an answer, or a refusal, from the server."""
 
 
-def _require_measured(result: LoadResult, budget: str) -> None:
+def _require_measured(result: LoadResult, budget: _Budget) -> None:
     __tracebackhide__ = True
     if not isinstance(result, LoadResult):
         raise TypeError(
             f"expected a LoadResult (what load_run returns), got {type(result).__name__}"
         )
     if result.requests == 0 and result.scheduled == 0:
-        _judge(result, budget, False, "no requests")
+        budget.record(result, False, None, NO_REQUESTS)
         raise InvalidMeasurement(
-            f"cannot judge {budget}: the run measured no requests\n{describe_run(result)}"
+            f"cannot judge {budget.label}: the run measured no requests\n{describe_run(result)}"
         )
 
 
 def _missed(
     result: LoadResult,
-    budget: str,
-    measured: object,
+    budget: _Budget,
+    measured: float,
     allow_lag: bool,
     message: str,
     *,
@@ -113,15 +136,15 @@ def _missed(
     __tracebackhide__ = True
     lagging = not result.kept_up and not (allow_lag or result.lag_accepted)
     if lagging and not beyond_lag:
-        _judge(result, budget, False, "invalid: generator lag")
+        budget.record(result, False, measured, LAG)
         raise InvalidMeasurement(
-            f"cannot judge {budget}: the measurement is invalid, the load generator fell "
+            f"cannot judge {budget.label}: the measurement is invalid, the load generator fell "
             f"behind its own schedule ({result.health.describe()}). "
             f"The latencies include the generator's delay, so they do not show the server's "
             f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
             f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"
         )
-    _judge(result, budget, False, measured)
+    budget.record(result, False, measured)
     raise BudgetExceeded(f"{message}\n{describe_run(result)}")
 
 
@@ -134,35 +157,46 @@ def assert_percentile_below(
     """
     __tracebackhide__ = True
     budget_ms = parse_budget_ms(budget, f"budget for {_q_label(q)}")
-    label = f"{_q_label(q)} < {format_ms(budget_ms)}"
-    _require_measured(result, label)
+    judged = _Budget("percentile", f"{_q_label(q)} < {format_ms(budget_ms)}", budget_ms, q)
+    _require_measured(result, judged)
     measured = result.percentile(q)
     if math.isnan(measured):
-        _judge(result, label, False, "no latencies")
+        judged.record(result, False, None, NO_LATENCIES)
         raise InvalidMeasurement(
-            f"cannot judge {label}: no latencies were recorded\n{describe_run(result)}"
+            f"cannot judge {judged.label}: no latencies were recorded\n{describe_run(result)}"
         )
     if measured > budget_ms:
-        # No send left more than max_lag_ms late, so every latency less that is still at
-        # least the server's part; only a saturated loop (answers read late) escapes it.
+        # A late send adds at most the worst send lag to a latency, and nothing to its
+        # service time (timed from the actual send): a budget broken by the service time
+        # alone, or by more than the worst lag, is the server's. Only a saturated loop (it
+        # reads answers late, which inflates both) escapes it.
         health = result.health
-        beyond_lag = not health.saturated and measured - health.max_lag_ms > budget_ms
+        service = result.service_percentile(q)
+        by_service = service > budget_ms
+        by_more_than_lag = measured - health.max_lag_ms > budget_ms
+        beyond_lag = not health.saturated and (by_service or by_more_than_lag)
         how = "measured from the intended send time"
         if beyond_lag and not result.kept_up:
-            how += (
-                f"; over it even without the generator's worst lag of "
-                f"{format_ms(health.max_lag_ms)}"
-            )
+            if by_service:
+                how += (
+                    f"; the service time alone, {format_ms(service)}, is over it, and the "
+                    f"generator's lag cannot inflate that"
+                )
+            else:
+                how += (
+                    f"; over it even without the generator's worst lag of "
+                    f"{format_ms(health.max_lag_ms)}"
+                )
         _missed(
             result,
-            label,
+            judged,
             round(measured, 3),
             allow_lag,
             f"{_q_label(q)} latency {format_ms(measured)} is over its budget of "
             f"{format_ms(budget_ms)} ({how})",
             beyond_lag=beyond_lag,
         )
-    _judge(result, label, True, round(measured, 3))
+    judged.record(result, True, round(measured, 3))
     return measured
 
 
@@ -213,8 +247,8 @@ def assert_error_rate_below(
     """
     __tracebackhide__ = True
     limit = parse_error_rate(max_rate)
-    label = f"error rate ≤ {limit:.3%}"
-    _require_measured(result, label)
+    judged = _Budget("error_rate", f"error rate ≤ {limit:.3%}", limit)
+    _require_measured(result, judged)
     measured = result.error_rate
     if measured > limit:
         # A late generator can cause timeouts and unsent requests, never an error answer:
@@ -226,14 +260,14 @@ def assert_error_rate_below(
         beyond_lag = total > 0 and answered / total > limit
         _missed(
             result,
-            label,
+            judged,
             measured,
             allow_lag,
             f"error rate {measured:.3%} ({result.errors} of {total} requests) is over its "
             f"budget of {limit:.3%}",
             beyond_lag=beyond_lag,
         )
-    _judge(result, label, True, measured)
+    judged.record(result, True, measured)
     return measured
 
 
@@ -258,18 +292,18 @@ def assert_throughput_at_least(
     """Fail unless successful responses per second reached `min_rate`."""
     __tracebackhide__ = True
     limit = parse_throughput(min_rate)
-    label = f"throughput ≥ {limit:g}/s"
-    _require_measured(result, label)
+    judged = _Budget("throughput", f"throughput ≥ {limit:g}/s", limit)
+    _require_measured(result, judged)
     measured = result.throughput
     if measured < limit:
         _missed(
             result,
-            label,
+            judged,
             round(measured, 3),
             allow_lag,
             f"throughput {measured:.1f} ok/s is under its budget of {limit:g}/s",
         )
-    _judge(result, label, True, round(measured, 3))
+    judged.record(result, True, round(measured, 3))
     return measured
 
 

@@ -9,29 +9,42 @@ compares the machines, not the model, and should say so.
 A baseline is written once, at the end of the session (on the xdist controller, which has
 every worker's runs), to a temporary file renamed over the old one: an interrupted save
 leaves the previous baseline intact, never half a file.
+
+A save never leaves a baseline with less than it had: the session's runs are merged into the
+saved ones, under a lock file, so a session that ran only some tests (deselected, skipped,
+lagged) keeps the others' runs, and two sessions saving the same name at once both land.
+Each run keeps when, from what commit and on what machine it was measured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import platform
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_writer
 from .result import LoadResult
+from .saved_result import SavedResultError, load_json, result_from_saved
 
 SCHEMA = "pytest-seldon-load/baseline/1"
 DEFAULT_NAME = "default"
 DEFAULT_DIRECTORY = ".load-baselines"
 RUN_FIELDS = ("nodeid", "key", "verdict")
 """What a session entry adds to a result's own dict."""
+ENTRY_ORIGIN_FIELDS = ("created", "commit", "machine")
+"""What a baseline entry says of where its run came from (runs merged from earlier saves)."""
+LOCK_TIMEOUT_S = 60.0
+"""How long a save waits for another session's save of the same baseline."""
 MACHINE_FIELDS = ("node", "processor", "cpu_count", "machine", "python", "loop")
 """The machine facts whose change makes a comparison suspect."""
 GIT_TIMEOUT_S = 5.0
@@ -198,13 +211,27 @@ class Baseline:
     commit: dict[str, Any]
     tests: dict[str, dict[str, Any]]
     _results: dict[str, LoadResult] = field(default_factory=dict, repr=False)
+    damaged: dict[str, str] = field(default_factory=dict, repr=False)
+    """Runs that cannot be used, by key, with what is wrong (the rest of the file can)."""
 
     def result(self, key: str) -> LoadResult | None:
-        """The saved run for `key` (parsed once), or None when the baseline has none."""
+        """The saved run for `key` (parsed and checked once), or None when the baseline has
+        none; BaselineUnreadable, naming the file and field, when that run is damaged."""
         if key not in self.tests:
             return None
-        if key not in self._results:
-            self._results[key] = LoadResult.from_dict(self.tests[key]["result"])
+        if key not in self._results and key not in self.damaged:
+            entry = self.tests[key]
+            try:
+                self._results[key] = result_from_saved(
+                    entry.get("result"), f"tests[{key!r}].result"
+                )
+            except SavedResultError as exc:
+                self.damaged[key] = str(exc)
+        if key in self.damaged:
+            raise BaselineUnreadable(
+                f"baseline '{self.name}' ({self.path}): the run {key!r} is damaged: "
+                f"{self.damaged[key]}; save it again with --load-baseline-save={self.name}"
+            )
         return self._results[key]
 
     def describe(self) -> str:
@@ -225,6 +252,7 @@ def build_baseline(
     Interrupted runs and runs whose generator fell behind are left out: their numbers say
     more about the generator than the server.
     """
+    created = now_iso()
     tests: dict[str, Any] = {}
     skipped: list[str] = []
     for run in runs:
@@ -241,12 +269,15 @@ def build_baseline(
         tests[key] = {
             "nodeid": run.get("nodeid", key),
             "verdict": run.get("verdict"),
+            "created": created,
+            "commit": dict(commit),
+            "machine": dict(machine),
             "result": result,
         }
     document = {
         "schema": SCHEMA,
         "name": check_name(name),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "machine": dict(machine),
         "commit": dict(commit),
         "tests": tests,
@@ -282,16 +313,18 @@ def read_baseline(path: str | os.PathLike[str], name: str | None = None) -> Base
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise BaselineUnreadable(f"baseline '{label}' is unreadable: {target}: {reason}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = load_json(text, str(target))
+    except SavedResultError as exc:
         raise BaselineUnreadable(
-            f"baseline '{label}' is unreadable: {target} is not valid JSON ({exc.msg} at line "
-            f"{exc.lineno} column {exc.colno}; truncated or edited?); {save_hint} again"
+            f"baseline '{label}' is unreadable: {exc}; {save_hint} again"
         ) from None
     return parse_baseline(data, target, label)
 
 
 def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
+    """The baseline in a parsed document. A document that is not one is BaselineUnreadable;
+    a damaged run is kept out (`Baseline.damaged`), the others stay usable."""
+
     def unreadable(problem: str) -> BaselineUnreadable:
         return BaselineUnreadable(
             f"baseline '{label}' is unreadable: {path}: {problem}; "
@@ -304,19 +337,159 @@ def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
     tests = data.get("tests")
     if not isinstance(tests, dict):
         raise unreadable("it holds no 'tests' table")
+    tables = {}
+    for name in ("machine", "commit"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise unreadable(f"'{name}' must be an object, got {type(value).__name__}")
+        tables[name] = dict(value or {})
+    saved_name = data.get("name")
     baseline = Baseline(
-        name=str(data.get("name") or label),
+        name=saved_name if isinstance(saved_name, str) and saved_name else label,
         path=path,
         created=str(data.get("created", "?")),
-        machine=dict(data.get("machine") or {}),
-        commit=dict(data.get("commit") or {}),
+        machine=tables["machine"],
+        commit=tables["commit"],
         tests=tests,
     )
-    for key in tests:
+    for key, entry in tests.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("result"), dict):
+            baseline.damaged[key] = f"tests[{key!r}]: expected an object with a 'result' object"
+            continue
         try:
-            if not isinstance(tests[key], dict):
-                raise ValueError("not a table")
-            baseline.result(key)
-        except Exception as exc:  # a damaged histogram fails in zlib or base64 as well
-            raise unreadable(f"the run {key!r} is damaged ({exc})") from None
+            LoadResult.from_dict(entry["result"])
+        except (ValueError, RecursionError) as exc:
+            baseline.damaged[key] = f"tests[{key!r}].result: {exc}"
     return baseline
+
+
+# --- saving: merged, under a lock ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    """What a save did: the runs it wrote, the runs it kept from before, and why."""
+
+    path: Path
+    measured: list[str]
+    kept: list[str]
+    """Runs of earlier saves this session did not measure (again), kept as they were."""
+    skipped: list[str]
+    """This session's runs left out, with why (interrupted, lagged)."""
+    concurrent: list[str] = field(default_factory=list)
+    """Runs another session saved while this one ran and this one measured too: this
+    session's replaced them (the last save wins, run by run)."""
+    replaced_unreadable: str = ""
+    """Why the previous file could not be merged (it was damaged) and was replaced."""
+
+
+def save_baseline(
+    path: str | os.PathLike[str],
+    name: str,
+    runs: Iterable[Mapping[str, Any]],
+    machine: Mapping[str, Any],
+    commit: Mapping[str, Any],
+    *,
+    started: str = "",
+    lock_timeout: float = LOCK_TIMEOUT_S,
+) -> SaveOutcome:
+    """Merge a session's runs into the baseline at `path` and write it atomically.
+
+    Under a lock on ``.NAME.json.lock`` the file is read again: its runs this session did
+    not measure are kept, the others replaced. `started` (when the session began, as
+    `now_iso` gives it) names the runs another session saved meanwhile that this one
+    replaced. Raises BaselineError when the lock is not had within `lock_timeout`, OSError
+    when the file cannot be written.
+    """
+    target = Path(path)
+    document, skipped = build_baseline(name, runs, machine, commit)
+    measured = list(document["tests"])
+    with _locked(target, lock_timeout):
+        previous, unreadable = _previous_tests(target, name)
+        kept = [key for key in previous if key not in document["tests"]]
+        concurrent = [
+            key
+            for key in measured
+            if started and key in previous and str(previous[key].get("created", "")) >= started
+        ]
+        document["tests"] = {key: previous[key] for key in kept} | document["tests"]
+        write_baseline(target, document)
+    return SaveOutcome(target, measured, kept, skipped, concurrent, unreadable)
+
+
+def now_iso() -> str:
+    """The time as baselines record it (UTC, to the second): comparable as text."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _previous_tests(target: Path, name: str) -> tuple[dict[str, Any], str]:
+    """The entries of the baseline saved at `target` (each with where it came from), or none
+    and why when it is missing or cannot be merged."""
+    try:
+        baseline = read_baseline(target, name)
+    except BaselineMissing:
+        return {}, ""
+    except BaselineUnreadable as exc:
+        return {}, str(exc)
+    tests: dict[str, Any] = {}
+    for key, entry in baseline.tests.items():
+        if key in baseline.damaged:
+            continue
+        origin = {
+            "created": baseline.created,
+            "commit": baseline.commit,
+            "machine": baseline.machine,
+        }
+        tests[key] = {**origin, **{k: v for k, v in entry.items() if v is not None}}
+    return tests, ""
+
+
+@contextlib.contextmanager
+def _locked(target: Path, timeout: float) -> Iterator[None]:
+    """Hold an exclusive lock on the baseline's lock file (released if the process dies)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.with_name(f".{target.name}.lock")
+    with open(lock_path, "a+b") as handle:
+        deadline = time.monotonic() + timeout
+        while not _try_lock(handle):
+            if time.monotonic() >= deadline:
+                raise BaselineError(
+                    f"baseline {target}: another session has held {lock_path} for "
+                    f"{timeout:g}s; not saved"
+                )
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            _unlock(handle)
+
+
+def _try_lock(handle: Any) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(handle: Any) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from scipy import stats
 
 from .assertions import InvalidMeasurement, describe_run
 from .durations import format_ms, parse_budget_ms
+from .judgement import LAG, NOT_COMPARABLE, Judgement
+from .rank_test import ShiftEstimate, rank_shift, smallest_p
+from .report.json_report import SavedRunsError, read_saved_runs
 from .result import LoadResult, new_histogram
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
@@ -45,8 +46,6 @@ METRICS = (*LATENCY_QUANTILES, "error_rate", "throughput")
 MAX_WINDOWS = 60
 """Longer runs are compared in windows of several seconds: neighbouring seconds are not
 independent, and a test over thousands of seconds would call a 0.1% change significant."""
-EXACT_UP_TO = 30
-"""Up to this many windows per side the U test uses its exact distribution."""
 
 
 class PerformanceRegression(AssertionError):
@@ -174,13 +173,17 @@ def _seconds(result: LoadResult) -> int:
     return max(1, math.ceil(result.duration - 1e-6))
 
 
-def window_values(result: LoadResult, metric: str) -> np.ndarray:
+def window_values(result: LoadResult, metric: str, histogram: str = "latency") -> np.ndarray:
     """The metric of each window of the run (nan where a window has no data for it).
 
     Completions after the measured period (the last answers) join its last window, so a
-    straggler second of three answers does not count as a second of its own.
+    straggler second of three answers does not count as a second of its own. `histogram` is
+    "latency" (from the intended send) or "service" (from the actual send) for a latency
+    metric.
     """
     check_metric(metric)
+    if histogram not in ("latency", "service"):
+        raise ValueError(f"histogram must be 'latency' or 'service', got {histogram!r}")
     n_seconds = _seconds(result)
     width = window_seconds(result)
     n_windows = math.ceil(n_seconds / width)
@@ -191,13 +194,17 @@ def window_values(result: LoadResult, metric: str) -> np.ndarray:
     if metric in LATENCY_QUANTILES:
         counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
         for window in result.windows:
-            counts[slot(window.second)] += slot_counts(window.latency)
+            counts[slot(window.second)] += slot_counts(getattr(window, histogram))
             window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
         used = counts.sum(axis=0) > 0
+        if not used.any():  # no latency at all (an empty timeline, a summary-only run)
+            return np.full(n_windows, np.nan)
         return hdr_percentiles(counts[:, used], LATENCY_QUANTILES[metric], _SLOT_VALUES_MS[used])
     sums = np.zeros((n_windows, 2))
     for window in result.windows:
         sums[slot(window.second)] += (window.errors, window.ok)
+    if not result.windows:
+        return np.full(n_windows, np.nan)
     if metric == "error_rate":
         with np.errstate(invalid="ignore", divide="ignore"):
             return sums[:, 0] / (sums[:, 0] + sums[:, 1])
@@ -225,68 +232,6 @@ def _relative(metric: str) -> bool:
 def _worse_sign(metric: str) -> float:
     """+1 when a higher value is worse (latency, errors), -1 for throughput."""
     return -1.0 if metric == "throughput" else 1.0
-
-
-def _u_method(baseline: np.ndarray, current: np.ndarray) -> str:
-    """Exact for short runs without tied values inside a run, else the normal approximation
-    with its tie correction."""
-    untied = np.unique(baseline).size == baseline.size and np.unique(current).size == current.size
-    return "exact" if untied and max(baseline.size, current.size) <= EXACT_UP_TO else "asymptotic"
-
-
-def _p_values(
-    current: np.ndarray, baseline: np.ndarray, shifts: np.ndarray, method: str
-) -> np.ndarray:
-    """Two-sided U-test p-value of current − shift against baseline, for each shift."""
-    shifted = current[None, :] - shifts[:, None]
-    result = stats.mannwhitneyu(
-        shifted,
-        np.broadcast_to(baseline, (shifts.size, baseline.size)),
-        alternative="two-sided",
-        axis=1,
-        method=method,
-    )
-    return np.nan_to_num(np.asarray(result.pvalue, dtype=float), nan=1.0)
-
-
-@dataclass(frozen=True)
-class ShiftEstimate:
-    """Hodges-Lehmann shift of current over baseline, its interval and the U test's p."""
-
-    shift: float
-    low: float
-    high: float
-    p_value: float
-    method: str
-
-
-def rank_shift(baseline: np.ndarray, current: np.ndarray, confidence: float) -> ShiftEstimate:
-    """The shift that best aligns current with baseline, and the shifts the U test accepts.
-
-    The interval is every shift d for which "current − d is like baseline" is not rejected at
-    1 − confidence: it excludes 0 exactly when the test at 0 is significant.
-    """
-    method = _u_method(baseline, current)
-    alpha = 1.0 - confidence
-    differences = np.unique(current[:, None] - baseline[None, :])
-    shift = float(np.median(current[:, None] - baseline[None, :]))
-    p_value = float(_p_values(current, baseline, np.zeros(1), method)[0])
-    if differences.size == 1:
-        return ShiftEstimate(shift, shift, shift, p_value, method)
-    # The U statistic only changes where a shift crosses a pairwise difference, so testing
-    # the midpoints between consecutive differences covers every distinct case.
-    midpoints = (differences[1:] + differences[:-1]) / 2.0
-    accepted = np.flatnonzero(_p_values(current, baseline, midpoints, method) >= alpha)
-    if accepted.size == 0:
-        return ShiftEstimate(shift, shift, shift, p_value, method)
-    low = float(differences[accepted[0]])
-    high = float(differences[accepted[-1] + 1])
-    return ShiftEstimate(shift, min(low, shift), max(high, shift), p_value, method)
-
-
-def smallest_p(n_baseline: int, n_current: int) -> float:
-    """The smallest two-sided p-value a U test of these sizes can give (no overlap at all)."""
-    return min(1.0, 2.0 / math.comb(n_baseline + n_current, n_baseline))
 
 
 @dataclass(frozen=True)
@@ -374,6 +319,26 @@ class Comparison:
             f"Hodges-Lehmann shift"
         )
 
+    @property
+    def label(self) -> str:
+        name = f" '{self.baseline_name}'" if self.baseline_name else ""
+        return f"{self.metric} vs baseline{name} within {self.tolerance.text}"
+
+    def judgement(self, *, invalid: str = "") -> Judgement:
+        """This comparison as a run's judgement: failed when a regression (the server's,
+        unless `invalid` says why it is not)."""
+        moved = self.difference if self.metric == "error_rate" else self.change
+        return Judgement(
+            kind="regression",
+            label=self.label,
+            passed=not self.is_regression,
+            measured=moved if math.isfinite(moved) else None,
+            limit=self.tolerance.amount,
+            quantile=LATENCY_QUANTILES.get(self.metric),
+            invalid=invalid if self.is_regression else "",
+            comparison=self.to_dict(),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         def number(value: float) -> float | None:
             return None if not math.isfinite(value) else float(f"{value:.6g}")
@@ -419,13 +384,41 @@ def compare_runs(
     """Compare one metric of two runs window by window, and give the verdict.
 
     Raises InvalidMeasurement when the runs are too short for the test to ever reach
-    `confidence`, or hold no data for the metric.
+    `confidence`, or hold no data for the metric. This is the statistics alone: whether the
+    verdict can be blamed on the server is `judge_regression`'s question.
     """
     check_metric(metric)
     limit = parse_tolerance(metric, tolerance)
     confidence = parse_confidence(confidence)
-    base_windows = window_values(baseline, metric)
-    current_windows = window_values(current, metric)
+    return _compare(
+        baseline,
+        current,
+        metric,
+        limit,
+        confidence,
+        baseline_name,
+        window_values(baseline, metric),
+        window_values(current, metric),
+    )
+
+
+def _compare(
+    baseline: LoadResult,
+    current: LoadResult,
+    metric: str,
+    limit: Tolerance,
+    confidence: float,
+    baseline_name: str,
+    base_windows: np.ndarray,
+    current_windows: np.ndarray,
+) -> Comparison:
+    for side, run in (("baseline", baseline), ("current", current)):
+        if not run.windows:
+            raise InvalidMeasurement(
+                f"cannot compare {metric}: the {side} run has no per-second timeline (an "
+                f"Iago run keeps only its summary; a run interrupted in its first second has "
+                f"none)"
+            )
     base_windows = base_windows[np.isfinite(base_windows)]
     current_windows = current_windows[np.isfinite(current_windows)]
     if smallest_p(base_windows.size, current_windows.size) >= 1.0 - confidence:
@@ -436,6 +429,7 @@ def compare_runs(
             f"{_seconds_needed(confidence)}s are needed (10s or more for a useful interval)"
         )
     relative = _relative(metric)
+    estimate: ShiftEstimate
     if relative:
         if (base_windows <= 0).any() or (current_windows <= 0).any():
             raise InvalidMeasurement(f"cannot compare {metric}: a window holds no latency")
@@ -501,9 +495,144 @@ def _verdict(
     return "within tolerance"
 
 
+# --- the one verdict -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegressionVerdict:
+    """What `judge_regression` decided: the judgement to record on the run, the comparison
+    behind it (None when the runs could not be compared) and, when the verdict is not the
+    server's, why."""
+
+    judgement: Judgement
+    comparison: Comparison | None
+    reason: str = ""
+    beyond_lag: Comparison | None = None
+    """For a regression found while the generator lagged: the comparison of what lag cannot
+    inflate, which still shows it."""
+
+    @property
+    def is_regression(self) -> bool:
+        """A regression that is the server's: fail the test, exit 1."""
+        return self.judgement.server_fault
+
+    @property
+    def invalid(self) -> bool:
+        """Not judged: the runs could not be compared, or lag could explain the regression."""
+        return bool(self.judgement.invalid)
+
+    def message(self) -> str:
+        """The headline and evidence of a comparison, or why there is none."""
+        if self.comparison is None:
+            return self.reason
+        lines = [self.comparison.headline(), self.comparison.evidence()]
+        if self.beyond_lag is not None:
+            lines.append(
+                f"  the generator lagged, but what its lag cannot inflate (the service time, "
+                f"and latency less the worst send lag) still moved "
+                f"{self.beyond_lag.format_change()} ({self.beyond_lag.format_interval()}, "
+                f"{self.beyond_lag.format_p()}): the regression is the server's"
+            )
+        elif self.reason:
+            lines.append(f"  {self.reason}")
+        return "\n".join(lines)
+
+
+def judge_regression(
+    baseline: LoadResult,
+    current: LoadResult,
+    metric: str = "p99",
+    tolerance: float | str = "10%",
+    confidence: float = 0.99,
+    *,
+    baseline_name: str = "",
+    allow_lag: bool = False,
+) -> RegressionVerdict:
+    """The verdict on `metric` of `current` against `baseline`: the one rule shared by
+    `assert_no_regression`, ``--load-baseline-compare`` and ``seldon-load compare``.
+
+    A regression needs a significant change beyond the tolerance. Found while the generator
+    fell behind (and the lag was not accepted, by `allow_lag` or the run's `lag_accepted`),
+    it is still the server's when what lag cannot inflate shows it too; otherwise it is
+    invalid, not a regression. No regression despite lag stands: lag only makes a run look
+    worse.
+    """
+    check_metric(metric)
+    limit = parse_tolerance(metric, tolerance)
+    confidence = parse_confidence(confidence)
+    where = f" '{baseline_name}'" if baseline_name else ""
+    try:
+        comparison = compare_runs(
+            baseline, current, metric, tolerance, confidence, baseline_name=baseline_name
+        )
+    except InvalidMeasurement as exc:
+        judgement = Judgement(
+            kind="regression",
+            label=f"{metric} vs baseline{where} within {limit.text}",
+            passed=False,
+            limit=limit.amount,
+            quantile=LATENCY_QUANTILES.get(metric),
+            invalid=NOT_COMPARABLE,
+        )
+        return RegressionVerdict(judgement, None, str(exc))
+    lagging = not current.kept_up and not (allow_lag or current.lag_accepted)
+    if not (comparison.is_regression and lagging):
+        return RegressionVerdict(comparison.judgement(), comparison)
+    beyond = _beyond_lag(baseline, current, comparison)
+    if beyond is not None:
+        return RegressionVerdict(comparison.judgement(), comparison, beyond_lag=beyond)
+    reason = (
+        f"not judged: the load generator fell behind its schedule "
+        f"({current.health.describe()}), and what its lag could add explains the change"
+    )
+    return RegressionVerdict(comparison.judgement(invalid=LAG), comparison, reason)
+
+
+def _beyond_lag(
+    baseline: LoadResult, current: LoadResult, comparison: Comparison
+) -> Comparison | None:
+    """The comparison of what lag cannot inflate, if it still shows the regression.
+
+    A late send adds at most the worst send lag to a latency and nothing to its service
+    time (from the actual send), so per window the larger of the service-time percentile
+    and the latency percentile less the worst lag is still the server's. A saturated engine
+    reads answers late, which inflates both: then nothing is beyond lag.
+    """
+    metric = comparison.metric
+    health = current.health
+    if metric not in LATENCY_QUANTILES or health.saturated:
+        return None
+    latency = window_values(current, metric)
+    service = window_values(current, metric, "service")
+    lower = np.fmax(service, latency - health.max_lag_ms)
+    lower = np.where(np.isfinite(lower), np.maximum(lower, _LOWEST_MS), np.nan)
+    try:
+        unlagged = _compare(
+            baseline,
+            current,
+            metric,
+            comparison.tolerance,
+            comparison.confidence,
+            comparison.baseline_name,
+            window_values(baseline, metric),
+            lower,
+        )
+    except InvalidMeasurement:
+        return None
+    return unlagged if unlagged.is_regression else None
+
+
+_LOWEST_MS = 0.001
+"""The histograms' lowest value (1 µs): a lower bound is never taken below it."""
+
+
 # --- the assertion ------------------------------------------------------------------
 
-BaselineLookup = Callable[[LoadResult], "tuple[LoadResult, str] | None"]
+
+class BaselineLookup(Protocol):
+    def __call__(self, result: LoadResult) -> tuple[LoadResult, str] | None: ...
+
+
 _lookups: list[BaselineLookup] = []
 
 
@@ -519,35 +648,28 @@ def drop_baseline_lookup(lookup: BaselineLookup) -> None:
 
 
 def _load_baseline(path: str | Path) -> tuple[LoadResult, str]:
-    path = Path(path)
     try:
-        return LoadResult.from_json(path.read_text(encoding="utf-8")), str(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else exc
-        raise ValueError(f"baseline {path}: cannot read a saved load result ({reason})") from None
+        saved = read_saved_runs(path)
+    except SavedRunsError as exc:
+        raise ValueError(f"baseline {path}: cannot read a saved load result ({exc})") from None
+    if len(saved.runs) != 1:
+        raise ValueError(
+            f"baseline {path}: holds {len(saved.runs)} runs; pass one saved result (or use "
+            f"--load-baseline-compare to match runs by test)"
+        )
+    try:
+        return saved.result(next(iter(saved.runs))), str(path)
+    except SavedRunsError as exc:
+        raise ValueError(f"baseline {path}: cannot read a saved load result ({exc})") from None
 
 
 def judge_comparison(result: LoadResult, comparison: Comparison) -> None:
     """Record the verdict on the result, so summaries and reports show it."""
-    name = f" '{comparison.baseline_name}'" if comparison.baseline_name else ""
-    result.judgements.append(
-        {
-            "budget": f"{comparison.metric} vs baseline{name} within {comparison.tolerance.text}",
-            "passed": not comparison.is_regression,
-            "measured": f"{comparison.format_change()} ({comparison.verdict})",
-            "comparison": comparison.to_dict(),
-        }
-    )
+    result.judgements.append(comparison.judgement())
 
 
-def regression_message(result: LoadResult, comparison: Comparison) -> str:
-    return f"{comparison.headline()}\n{comparison.evidence()}\n{describe_run(result)}"
-
-
-def lag_may_explain(comparison: Comparison, result: LoadResult) -> bool:
-    """Lag only makes a run look worse: no regression despite it stands, but a regression
-    found while the generator lagged (and the lag was not accepted) is not the server's."""
-    return comparison.is_regression and not result.kept_up and not result.lag_accepted
+def regression_message(result: LoadResult, verdict: RegressionVerdict) -> str:
+    return f"{verdict.message()}\n{describe_run(result)}"
 
 
 def assert_no_regression(
@@ -556,13 +678,16 @@ def assert_no_regression(
     metric: str = "p99",
     tolerance: float | str = "10%",
     confidence: float = 0.99,
+    *,
+    allow_lag: bool = False,
 ) -> Comparison | None:
     """Fail if `metric` got significantly worse than the baseline, by more than `tolerance`.
 
     `baseline` is a LoadResult, the path of a saved result (``result.to_json()``), or None: the
     baseline named by ``--load-baseline-compare`` for this test; None is returned (nothing
     compared) when the session compares against no baseline. An improvement is reported in the
-    returned Comparison, never failed.
+    returned Comparison, never failed. The verdict is `judge_regression`'s: a regression lag
+    could explain raises InvalidMeasurement, unless `allow_lag`.
     """
     __tracebackhide__ = True
     if not isinstance(result, LoadResult):
@@ -581,26 +706,26 @@ def assert_no_regression(
         name = ""
     else:
         baseline, name = _load_baseline(baseline)
-    try:
-        comparison = compare_runs(
-            baseline, result, metric, tolerance, confidence, baseline_name=name
-        )
-    except InvalidMeasurement as exc:
-        where = f" '{name}'" if name else ""
-        result.judgements.append(
-            {"budget": f"{metric} vs baseline{where}", "passed": False, "measured": "invalid"}
-        )
-        raise InvalidMeasurement(f"{exc}\n{describe_run(result)}") from None
-    if lag_may_explain(comparison, result):
-        result.judgements.append(
-            {"budget": f"{metric} vs baseline", "passed": False, "measured": "invalid: lag"}
-        )
+    verdict = judge_regression(
+        baseline,
+        result,
+        metric,
+        tolerance,
+        confidence,
+        baseline_name=name,
+        allow_lag=allow_lag,
+    )
+    result.judgements.append(verdict.judgement)
+    if verdict.comparison is None:
+        raise InvalidMeasurement(f"{verdict.reason}\n{describe_run(result)}")
+    if verdict.invalid:
         raise InvalidMeasurement(
             f"cannot compare {metric} with the baseline: the load generator fell behind its "
             f"schedule ({result.health.describe()}), so the latencies include its own "
-            f"delay\n{describe_run(result)}"
+            f"delay, and what it could add explains the change. Lower the rate, give the "
+            f"generator more CPU, or pass allow_lag=True / --load-allow-lag to judge it "
+            f"anyway.\n{regression_message(result, verdict)}"
         )
-    judge_comparison(result, comparison)
-    if comparison.is_regression:
-        raise PerformanceRegression(regression_message(result, comparison))
-    return comparison
+    if verdict.is_regression:
+        raise PerformanceRegression(regression_message(result, verdict))
+    return verdict.comparison

@@ -16,6 +16,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from .judgement import Judgement
+
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3
@@ -252,7 +254,7 @@ class LoadResult:
     processes: int = 1
     started_at: float = 0.0
     lag_accepted: bool = False
-    judgements: list[dict[str, Any]] = field(default_factory=list)
+    judgements: list[Judgement] = field(default_factory=list)
 
     # --- the numbers users assert on -------------------------------------------------
     @property
@@ -394,7 +396,7 @@ class LoadResult:
             "late_sends": self.health.late_sends,
             "max_lag_ms": round(self.health.max_lag_ms, 3),
             "busy_fraction": round(self.health.busy_fraction, 3),
-            "judgements": list(self.judgements),
+            "judgements": [Judgement.from_dict(j).to_dict() for j in self.judgements],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -490,7 +492,7 @@ class LoadResult:
             processes=int(data.get("processes", 1)),
             started_at=float(data.get("started_at", 0.0)),
             lag_accepted=bool(data.get("lag_accepted", False)),
-            judgements=list(data.get("judgements", [])),
+            judgements=[Judgement.from_dict(j) for j in data.get("judgements") or []],
         )
 
     @classmethod

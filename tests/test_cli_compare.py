@@ -143,3 +143,25 @@ def test_the_installed_command_runs_compare(tmp_path):
 def test_help_lists_the_commands(command, capsys):
     assert main(["--help"]) == 0
     assert command in capsys.readouterr().out
+
+
+def test_interrupted_and_summary_only_results_are_reported_not_tracebacks(tmp_path, capsys):
+    from pytest_seldon_load.iago.stats import SummaryLoadResult
+    from pytest_seldon_load.result import LoadResult
+
+    full = power.synthetic_run(np.random.default_rng(1), 200, 10)
+    (tmp_path / "full.json").write_text(full.to_json())
+    # What `seldon-load run --out` writes when Ctrl-C comes before the first second ends.
+    stopped = LoadResult(target_rate=50, duration=0.0, interrupted=True)
+    (tmp_path / "stopped.json").write_text(stopped.to_json())
+    iago = SummaryLoadResult(target_rate=50, duration=10.0, requests=500, ok=500)
+    iago.latency_summary = {"count": 500, "p50": 4.0, "p99": 9.0}
+    (tmp_path / "iago.json").write_text(iago.to_json())
+    for other in ("stopped.json", "iago.json"):
+        assert main(["compare", str(tmp_path / "full.json"), str(tmp_path / other)]) == 0
+        out = capsys.readouterr().out
+        assert "not compared: cannot compare p99: the current run has no per-second" in out
+    broken = json.loads(full.to_json()) | {"duration": "NaN"}
+    (tmp_path / "broken.json").write_text(json.dumps(broken).replace('"NaN"', "NaN"))
+    assert main(["compare", str(tmp_path / "full.json"), str(tmp_path / "broken.json")]) == 2
+    assert "duration: must be a number >= 0" in capsys.readouterr().err

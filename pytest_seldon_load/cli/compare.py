@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..assertions import InvalidMeasurement
 from ..durations import format_ms
-from ..regression import METRICS, Comparison, compare_runs, parse_confidence, parse_tolerance
+from ..regression import (
+    METRICS,
+    RegressionVerdict,
+    judge_regression,
+    parse_confidence,
+    parse_tolerance,
+)
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
 from .arguments import CommandError, hide_keys, wrap
 
@@ -26,8 +31,10 @@ examples:
   seldon-load compare old-result.json new-result.json --confidence 0.999
 
 a regression is a change that is BOTH significant (Mann-Whitney U test on the per-second
-values, at --confidence) AND worse than the tolerance. Exit codes: 0 no regression,
-1 a regression, 2 unreadable input.
+values, at --confidence) AND worse than the tolerance: the rule assert_no_regression and
+--load-baseline-compare apply. A regression found while the load generator fell behind is
+not judged, unless what its lag cannot inflate shows it too (or --allow-lag). Exit codes:
+0 no regression, 1 a regression, 2 unreadable input.
 """
 
 
@@ -81,6 +88,12 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         default=0.99,
         help="confidence level of the test and interval (default: 0.99)",
     )
+    parser.add_argument(
+        "--allow-lag",
+        action="store_true",
+        help="judge a run whose load generator fell behind its schedule anyway (as "
+        "--load-allow-lag does in pytest)",
+    )
     parser.set_defaults(func=cmd_compare)
 
 
@@ -101,12 +114,14 @@ def _value(metric: str, value: float) -> str:
     return format_ms(value)
 
 
-def _row(comparison: Comparison, failing: bool) -> list[str]:
-    verdict = (
-        comparison.verdict.upper() if comparison.is_regression and failing else (comparison.verdict)
-    )
-    if comparison.is_regression and not failing:
-        verdict = "worse (not a criterion)"
+def _row(verdict: RegressionVerdict, failing: bool) -> list[str]:
+    comparison = verdict.comparison
+    assert comparison is not None
+    word = comparison.verdict
+    if verdict.invalid:
+        word = f"not judged ({verdict.judgement.invalid})"
+    elif comparison.is_regression:
+        word = comparison.verdict.upper() if failing else "worse (not a criterion)"
     return [
         comparison.metric,
         _value(comparison.metric, comparison.baseline_value),
@@ -115,7 +130,7 @@ def _row(comparison: Comparison, failing: bool) -> list[str]:
         comparison.format_interval().split(" CI ", 1)[-1],
         comparison.format_p(),
         comparison.tolerance.text if failing else "",
-        verdict,
+        word,
     ]
 
 
@@ -147,26 +162,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
         + ", ".join(f"{m} {t}" for m, t in criteria.items())
     )
     pairs = _pairs(baseline, current)
+    not_judged: list[str] = []
     for base_key, current_key in pairs:
         print()
         title = current_key if base_key == current_key else f"{base_key} → {current_key}"
         print(hide_keys(title))
-        old, new = baseline.result(base_key), current.result(current_key)
+        try:
+            old, new = baseline.result(base_key), current.result(current_key)
+        except SavedRunsError as exc:
+            print(f"  not compared: {exc}")
+            continue
         if old.target_rate != new.target_rate:
             print(f"  note: target rate {old.target_rate:g}/s → {new.target_rate:g}/s")
         rows = []
         for metric in shown:
             failing = metric in criteria
-            try:
-                comparison = compare_runs(
-                    old, new, metric, criteria.get(metric, "10%"), args.confidence
-                )
-            except InvalidMeasurement as exc:
-                rows.append([metric, "", "", "", "", "", "", f"not compared: {exc}"])
+            verdict = judge_regression(
+                old,
+                new,
+                metric,
+                criteria.get(metric, "10%"),
+                args.confidence,
+                allow_lag=args.allow_lag,
+            )
+            if verdict.comparison is None:
+                rows.append([metric, "", "", "", "", "", "", f"not compared: {verdict.reason}"])
                 continue
-            rows.append(_row(comparison, failing))
-            if failing and comparison.is_regression:
-                regressed.append(f"{current_key}: {comparison.headline()}")
+            rows.append(_row(verdict, failing))
+            if failing and verdict.is_regression:
+                regressed.append(f"{current_key}: {verdict.comparison.headline()}")
+            elif failing and verdict.invalid:
+                not_judged.append(f"{current_key}: {metric}: {verdict.reason}")
         for line in _table(rows):
             print(line)
     only_base = sorted(set(baseline.runs) - {b for b, _ in pairs})
@@ -178,6 +204,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not pairs:
         print("\nno run is in both: nothing compared")
     print()
+    if not_judged:
+        print(f"not judged in {len(not_judged)} comparison(s):")
+        for line in not_judged:
+            print(f"  {hide_keys(line)}")
     if regressed:
         print(f"REGRESSION in {len(regressed)} comparison(s):")
         for line in regressed:

@@ -8,37 +8,37 @@ the teardown reports), which alone writes the baseline and the reports: one file
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import warnings
 from pathlib import Path
 
 import pytest
 
-from ..assertions import InvalidMeasurement, describe_run
+from ..assertions import describe_run
 from ..baseline import (
     DEFAULT_DIRECTORY,
     DEFAULT_NAME,
     Baseline,
     BaselineError,
+    SaveOutcome,
     baseline_path,
-    build_baseline,
     check_name,
     commit_info,
     machine_differences,
     machine_info,
+    now_iso,
     read_baseline,
     run_differences,
-    write_baseline,
+    save_baseline,
 )
+from ..judgement import Judgement
 from ..redact import redact_text
 from ..regression import (
     METRICS,
     PerformanceRegression,
-    compare_runs,
+    RegressionVerdict,
     drop_baseline_lookup,
-    judge_comparison,
-    lag_may_explain,
+    judge_regression,
     parse_tolerance,
     use_baseline_lookup,
 )
@@ -172,10 +172,6 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 class Reporting:
     """Per session: the baseline compared against, the criteria, and what to write at the end."""
 
@@ -193,6 +189,7 @@ class Reporting:
         self.item: pytest.Item | None = None
         self.notes: list[tuple[str, bool]] = []
         self.failed_writes = False
+        self.started = now_iso()
         session_runs(config).keep_histograms = bool(
             self.save_name or self.json_path or self.html_path
         )
@@ -244,14 +241,8 @@ class Reporting:
         key = redact_text(key)  # baselines hold masked test ids (run_registry._entry)
         try:
             saved = self.baseline.result(key)
-        except Exception as exc:  # a damaged histogram fails in zlib or base64 as well
-            warnings.warn(
-                BaselineWarning(
-                    f"baseline '{self.baseline.name}': the run {key!r} is damaged "
-                    f"({exc}); not compared"
-                ),
-                stacklevel=3,
-            )
+        except BaselineError as exc:
+            warnings.warn(BaselineWarning(f"{exc}; not compared"), stacklevel=3)
             return None
         if saved is None:
             warnings.warn(
@@ -308,42 +299,42 @@ class Reporting:
         return failures
 
     def _judge(self, result: LoadResult, saved: LoadResult, key: str) -> list[str]:
+        """Judge each criterion with `judge_regression`, the rule assert_no_regression and
+        ``seldon-load compare`` apply too; what a test body already compared is not redone."""
         assert self.baseline is not None
         name = self.baseline.name
         done = {
-            j["comparison"]["metric"]
-            for j in result.judgements
-            if j.get("comparison") and j["comparison"].get("baseline_name") == name
+            judgement.comparison.get("metric")
+            for judgement in map(Judgement.from_dict, result.judgements)
+            if judgement.comparison and judgement.comparison.get("baseline_name") == name
         }
-        regressions = []
+        regressions: list[RegressionVerdict] = []
         for metric, tolerance in self.criteria:
             if metric in done:
                 continue
-            try:
-                comparison = compare_runs(saved, result, metric, tolerance, baseline_name=name)
-            except InvalidMeasurement as exc:
-                warnings.warn(
-                    BaselineWarning(f"{key}: not compared with baseline '{name}': {exc}"),
-                    stacklevel=2,
-                )
-                continue
-            if lag_may_explain(comparison, result):
+            verdict = judge_regression(saved, result, metric, tolerance, baseline_name=name)
+            if verdict.comparison is None:
                 warnings.warn(
                     BaselineWarning(
-                        f"{key}: {metric} not judged against baseline '{name}': the load "
-                        f"generator fell behind, so the latencies are not the server's"
+                        f"{key}: not compared with baseline '{name}': {verdict.reason}"
                     ),
                     stacklevel=2,
                 )
                 continue
-            judge_comparison(result, comparison)
-            if comparison.is_regression:
-                regressions.append(comparison)
+            result.judgements.append(verdict.judgement)
+            if verdict.invalid:
+                warnings.warn(
+                    BaselineWarning(
+                        f"{key}: {metric} not judged against baseline '{name}': {verdict.reason}"
+                    ),
+                    stacklevel=2,
+                )
+            elif verdict.is_regression:
+                regressions.append(verdict)
         if not regressions:
             return []
-        lines = [c.headline() for c in regressions]
-        lines += [regressions[0].evidence(), describe_run(result)]
-        return [f"{key}:\n" + "\n".join(lines)]
+        lines = [verdict.message() for verdict in regressions]
+        return [f"{key}:\n" + "\n".join(lines) + "\n" + describe_run(result)]
 
     # --- live progress ----------------------------------------------------------------
     def progress_companion(self, request: pytest.FixtureRequest):
@@ -372,7 +363,7 @@ class Reporting:
             self._write(
                 "JSON report",
                 lambda: write_session_json(
-                    self.json_path, session_document(runs, machine, commit, _now())
+                    self.json_path, session_document(runs, machine, commit, now_iso())
                 ),
             )
         if self.html_path:
@@ -395,24 +386,40 @@ class Reporting:
         if not runs:
             self.notes.append((f"baseline '{self.save_name}' not saved: no load ran", True))
             return
-        document, skipped = build_baseline(self.save_name, runs, machine, commit)
         path = baseline_path(self.directory, self.save_name)
-        if self._write(
-            f"baseline '{self.save_name}'", lambda: write_baseline(path, document), quiet=True
-        ):
+        outcome: list[SaveOutcome] = []
+
+        def save() -> None:
+            assert self.save_name is not None
+            outcome.append(
+                save_baseline(path, self.save_name, runs, machine, commit, started=self.started)
+            )
+
+        if not self._write(f"baseline '{self.save_name}'", save, quiet=True):
+            return
+        done = outcome[0]
+        text = f"baseline '{self.save_name}' saved to {path}: {len(done.measured)} runs"
+        if done.kept:
+            text += f", and {len(done.kept)} kept from earlier saves (not measured this session)"
+        self.notes.append((text, False))
+        if done.concurrent:
             self.notes.append(
                 (
-                    f"baseline '{self.save_name}' saved to {path}: {len(document['tests'])} runs",
-                    False,
+                    f"  another session saved {len(done.concurrent)} of these runs while this "
+                    f"one ran; this session's replaced them: {', '.join(done.concurrent)}",
+                    True,
                 )
             )
-        for reason in skipped:
-            self.notes.append((f"  not in the baseline: {reason}", True))
+        if done.replaced_unreadable:
+            self.notes.append((f"  replaced: {done.replaced_unreadable}", True))
+        for reason in done.skipped:
+            kept = " (its earlier run is kept)" if reason.split(" (")[0] in done.kept else ""
+            self.notes.append((f"  not in the baseline: {reason}{kept}", True))
 
     def _write(self, what: str, write, quiet: bool = False) -> bool:
         try:
             written = write()
-        except OSError as exc:
+        except (OSError, BaselineError) as exc:
             self.failed_writes = True
             self.notes.append((f"{what} NOT written: {exc}", True))
             return False
@@ -429,11 +436,11 @@ class Reporting:
                 if key in self.baseline.tests:
                     try:
                         saved = self.baseline.result(key)
-                    except Exception:  # damaged: already warned about during the test
+                    except BaselineError:  # damaged: already warned about during the test
                         continue
                     if saved is not None:
                         overlays[key] = saved
-        page = render_report(runs, overlays, created=_now(), machine=machine, commit=commit)
+        page = render_report(runs, overlays, created=now_iso(), machine=machine, commit=commit)
         return write_report(self.html_path, page)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

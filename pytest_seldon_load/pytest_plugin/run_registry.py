@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ..judgement import Judgement
 from ..redact import redact_text
 from ..report.junit import junit_properties
 from ..result import LoadResult
@@ -63,7 +64,8 @@ def run_keys(nodeid: str, results: list[LoadResult]) -> list[str]:
 
 def item_results(item: pytest.Item) -> list[LoadResult]:
     """The completed (not interrupted) runs of a test, in order."""
-    return list(item.stash.get(ITEM_KEY, []))
+    results: list[LoadResult] | None = item.stash.get(ITEM_KEY, None)
+    return list(results or [])
 
 
 def key_of(item: pytest.Item, result: LoadResult) -> str | None:
@@ -88,18 +90,20 @@ def register_result(config: pytest.Config, item: pytest.Item, result: LoadResult
 def verdict(result: LoadResult, test_outcome: str) -> str:
     """A word for the summary table: pass, FAIL, invalid, lagged, or the test's own failure.
 
-    "invalid": a budget missed while the generator lagged; "pass, lagged": every budget met
-    although it lagged (lag only adds latency); "lagged": it lagged and nothing was judged.
+    "FAIL": a judgement failed that is the server's; "invalid": the only failed judgements
+    are ones the measurement cannot blame on the server (a budget missed within what the
+    generator's lag could add, say); "pass, lagged": every judgement passed although the
+    generator lagged (lag only adds latency); "lagged": it lagged and nothing was judged.
     """
-    failed = [j for j in result.judgements if not j.get("passed")]
-    if any(str(j.get("measured", "")).startswith("invalid") for j in failed):
-        return "invalid"
-    if failed:
+    judgements = [Judgement.from_dict(j) for j in result.judgements]
+    if any(j.server_fault for j in judgements):
         return "FAIL"
+    if any(not j.passed for j in judgements):
+        return "invalid"
     if test_outcome == "failed":
         return "test failed"
     if not result.kept_up and not result.lag_accepted:
-        return "pass, lagged" if result.judgements else "lagged"
+        return "pass, lagged" if judgements else "lagged"
     return "pass"
 
 

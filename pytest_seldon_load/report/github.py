@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..durations import format_ms
+from ..judgement import Judgement
 from ..redact import redact_text
 
 ENVIRONMENT_VARIABLE = "GITHUB_STEP_SUMMARY"
@@ -39,9 +40,23 @@ def _verdict(word: str) -> str:
     return f"⚠️ {word}"
 
 
+def judgements(run: Mapping[str, Any]) -> list[Judgement]:
+    """The judgements recorded on a run (a saved run's dicts, or a result's own)."""
+    return [Judgement.from_dict(j) for j in run.get("judgements") or []]
+
+
 def comparisons(run: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The baseline comparisons recorded on a run (by assert_no_regression or the options)."""
-    return [j["comparison"] for j in run.get("judgements", []) if j.get("comparison")]
+    """The baseline comparisons recorded on a run (by assert_no_regression or the options),
+    each with the verdict of its judgement: a regression lag could explain reads
+    "not judged (generator lag)"."""
+    found = []
+    for judgement in judgements(run):
+        if judgement.kind == "regression" and judgement.comparison:
+            comparison = dict(judgement.comparison)
+            if judgement.invalid and not judgement.passed:
+                comparison["verdict"] = f"not judged ({judgement.invalid})"
+            found.append(comparison)
+    return found
 
 
 def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:

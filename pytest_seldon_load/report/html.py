@@ -13,7 +13,6 @@ import html
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..baseline import RUN_FIELDS, describe_commit
-from ..durations import format_ms, parse_budget_ms
+from ..durations import format_ms
 from ..redact import redact_text
 from ..result import LoadResult
-from .github import comparisons
+from .github import comparisons, judgements
 
 WIDTH, HEIGHT = 460, 270
 LEFT, RIGHT, TOP, BOTTOM = 62, 26, 30, 42
@@ -234,27 +233,20 @@ class Budget:
     q: float | None = None
 
 
-_LATENCY_BUDGET = re.compile(r"^p([0-9.]+) < (.+)$")
-_ERROR_BUDGET = re.compile(r"^error rate ≤ ([0-9.]+)%$")
-_THROUGHPUT_BUDGET = re.compile(r"^throughput ≥ ([0-9.]+)/s$")
+_BUDGET_KINDS = {"percentile": "latency", "error_rate": "error_rate", "throughput": "throughput"}
 
 
 def budgets_of(run: Mapping[str, Any]) -> list[Budget]:
-    """The budgets the run was judged against, read back from its judgements."""
+    """The budgets the run was judged against, from its judgements' fields."""
     found: list[Budget] = []
-    for judgement in run.get("judgements", []):
-        label = str(judgement.get("budget", ""))
-        try:
-            if match := _LATENCY_BUDGET.match(label):
-                found.append(
-                    Budget("latency", parse_budget_ms(match.group(2)), label, float(match.group(1)))
-                )
-            elif match := _ERROR_BUDGET.match(label):
-                found.append(Budget("error_rate", float(match.group(1)) / 100.0, label))
-            elif match := _THROUGHPUT_BUDGET.match(label):
-                found.append(Budget("throughput", float(match.group(1)), label))
-        except ValueError:
+    for judgement in judgements(run):
+        kind = _BUDGET_KINDS.get(judgement.kind)
+        if kind is None or judgement.limit is None or not math.isfinite(judgement.limit):
             continue
+        q = judgement.quantile if kind == "latency" else None
+        if kind == "latency" and q is None:
+            continue
+        found.append(Budget(kind, judgement.limit, judgement.label, q))
     return found
 
 
@@ -487,30 +479,10 @@ def _summary_row(index: int, run: Mapping[str, Any]) -> str:
 
 def _judgement_items(run: Mapping[str, Any]) -> str:
     items = []
-    for judgement in run.get("judgements", []):
-        comparison = judgement.get("comparison")
-        text = (
-            comparison.get("text")
-            if comparison
-            else f"{judgement.get('budget')}: measured {_measured(judgement)}"
-        )
-        css = "good" if judgement.get("passed") else "bad"
-        items.append(f'<li class="{css}">{_esc(text)}</li>')
+    for judgement in judgements(run):
+        css = "good" if judgement.passed else ("invalid" if judgement.invalid else "bad")
+        items.append(f'<li class="{css}">{_esc(judgement.text())}</li>')
     return f'<ul class="judgements">{"".join(items)}</ul>' if items else ""
-
-
-def _measured(judgement: Mapping[str, Any]) -> str:
-    """A judgement's measured value in the unit of its budget."""
-    measured, label = judgement.get("measured"), str(judgement.get("budget", ""))
-    if isinstance(measured, bool) or not isinstance(measured, (int, float)):
-        return str(measured)
-    if _LATENCY_BUDGET.match(label):
-        return format_ms(float(measured))
-    if _ERROR_BUDGET.match(label):
-        return f"{measured:.3%}"
-    if _THROUGHPUT_BUDGET.match(label):
-        return f"{measured:.1f}/s"
-    return f"{measured:g}"
 
 
 def _numbers(run: Mapping[str, Any]) -> str:
@@ -620,7 +592,7 @@ dl.numbers { display: flex; flex-wrap: wrap; gap: 4px 18px; margin: 4px 0; }
 dl.numbers div { display: flex; gap: 4px; } dl.numbers dt { color: #868e96; }
 dl.numbers dd { margin: 0; font-variant-numeric: tabular-nums; }
 ul.judgements { margin: 4px 0; padding-left: 18px; } li.good { color: #2b8a3e; }
-li.bad { color: var(--errors); font-weight: bold; }
+li.bad { color: var(--errors); font-weight: bold; } li.invalid { color: #f08c00; }
 p.note { color: var(--baseline); margin: 2px 0; }
 .charts { display: flex; flex-wrap: wrap; gap: 12px; }
 figure.plot { margin: 0; flex: 1 1 420px; max-width: 560px; }

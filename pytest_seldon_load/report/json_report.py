@@ -18,6 +18,7 @@ from ..baseline import RUN_FIELDS, BaselineError, parse_baseline
 from ..baseline import SCHEMA as BASELINE_SCHEMA
 from ..result import SCHEMA as RESULT_SCHEMA
 from ..result import LoadResult
+from ..saved_result import SavedResultError, load_json, result_from_saved
 
 SCHEMA = "pytest-seldon-load/session/1"
 
@@ -57,10 +58,21 @@ class SavedRuns:
     machine: dict[str, Any] = field(default_factory=dict)
     commit: dict[str, Any] = field(default_factory=dict)
     created: str = ""
+    damaged: dict[str, str] = field(default_factory=dict)
+    """Runs that cannot be used, by key, with the field at fault; the others can."""
 
     def result(self, key: str) -> LoadResult:
-        run = self.runs[key]
-        return LoadResult.from_dict({k: v for k, v in run.items() if k not in RUN_FIELDS})
+        """The run `key` as a LoadResult, checked down to its per-second histograms;
+        SavedRunsError naming the file and field when it is damaged."""
+        if key not in self.damaged:
+            run = self.runs[key]
+            try:
+                return result_from_saved(
+                    {k: v for k, v in run.items() if k not in RUN_FIELDS}, f"run {key!r}"
+                )
+            except SavedResultError as exc:
+                self.damaged[key] = str(exc)
+        raise SavedRunsError(f"{self.source}: {self.damaged[key]}")
 
 
 class SavedRunsError(ValueError):
@@ -68,7 +80,11 @@ class SavedRunsError(ValueError):
 
 
 def read_saved_runs(path: str | os.PathLike[str]) -> SavedRuns:
-    """A session JSON, a baseline, or one result, as SavedRuns; SavedRunsError if none."""
+    """A session JSON, a baseline, or one result, as SavedRuns; SavedRunsError if none.
+
+    A damaged run does not make the file unreadable: it is named in `damaged`, and
+    `result(key)` says what is wrong with it.
+    """
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -77,55 +93,77 @@ def read_saved_runs(path: str | os.PathLike[str]) -> SavedRuns:
     except UnicodeDecodeError:
         raise SavedRunsError(f"{source} is not a text file") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SavedRunsError(
-            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)"
-        ) from None
-    schema = data.get("schema") if isinstance(data, dict) else None
-    try:
-        if schema == SCHEMA:
-            return _from_session(data, str(source))
-        if schema == BASELINE_SCHEMA:
-            baseline = parse_baseline(data, source, source.stem)
-            runs = {
-                key: {
-                    **entry["result"],
-                    "nodeid": entry.get("nodeid", key),
-                    "key": key,
-                    "verdict": entry.get("verdict"),
-                }
-                for key, entry in baseline.tests.items()
-            }
-            return SavedRuns(
-                str(source), "baseline", runs, baseline.machine, baseline.commit, baseline.created
-            )
-        if schema == RESULT_SCHEMA:
-            LoadResult.from_dict(data)
-            key = str(data.get("label") or source.stem)
-            return SavedRuns(str(source), "result", {key: {**data, "key": key}})
-    except BaselineError as exc:
+        data = load_json(text, str(source))
+    except SavedResultError as exc:
         raise SavedRunsError(str(exc)) from None
-    except Exception as exc:  # a damaged histogram fails in zlib or base64 as well
-        raise SavedRunsError(f"{source}: damaged ({exc})") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema == SCHEMA:
+        return _from_session(data, str(source))
+    if schema == BASELINE_SCHEMA:
+        try:
+            baseline = parse_baseline(data, source, source.stem)
+        except BaselineError as exc:
+            raise SavedRunsError(str(exc)) from None
+        saved = SavedRuns(
+            str(source), "baseline", {}, baseline.machine, baseline.commit, baseline.created
+        )
+        for key, entry in baseline.tests.items():
+            if key in baseline.damaged:
+                saved.runs[key] = {"key": key}
+                saved.damaged[key] = baseline.damaged[key]
+                continue
+            saved.runs[key] = {
+                **entry["result"],
+                "nodeid": entry.get("nodeid", key),
+                "key": key,
+                "verdict": entry.get("verdict"),
+            }
+        return saved
+    if schema == RESULT_SCHEMA or (isinstance(data, dict) and data.get("kind") == "summary-only"):
+        try:
+            result_from_saved(data, "the result")
+        except SavedResultError as exc:
+            raise SavedRunsError(f"{source}: {exc}") from None
+        label = data.get("label")
+        key = label if isinstance(label, str) and label else source.stem
+        return SavedRuns(str(source), "result", {key: {**data, "key": key}})
     raise SavedRunsError(
-        f"{source} holds no load results (schema {schema!r}); expected a --load-json report, "
-        f"a baseline from --load-baseline-save, or a saved result"
+        f"{source} holds no load results (schema {schema!r:.60}); expected a --load-json "
+        f"report, a baseline from --load-baseline-save, or a saved result"
     )
 
 
 def _from_session(data: dict[str, Any], source: str) -> SavedRuns:
+    tables = {}
+    for name in ("machine", "commit"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise SavedRunsError(
+                f"{source}: '{name}' must be an object, got {type(value).__name__}"
+            )
+        tables[name] = dict(value or {})
+    runs = data.get("runs", [])
+    if not isinstance(runs, list):
+        raise SavedRunsError(f"{source}: 'runs' must be a list, got {type(runs).__name__}")
     saved = SavedRuns(
-        source,
-        "session",
-        {},
-        dict(data.get("machine") or {}),
-        dict(data.get("commit") or {}),
-        str(data.get("created", "")),
+        source, "session", {}, tables["machine"], tables["commit"], str(data.get("created", ""))
     )
-    for run in data.get("runs", []):
-        key = str(run.get("key") or run.get("nodeid") or run.get("label") or "")
-        if key:
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict):
+            raise SavedRunsError(f"{source}: runs[{index}] must be an object")
+        key = next(
+            (
+                v
+                for v in (run.get(k) for k in ("key", "nodeid", "label"))
+                if isinstance(v, str) and v
+            ),
+            "",
+        )
+        if not key:
+            continue
+        saved.runs[key] = run
+        try:
             LoadResult.from_dict({k: v for k, v in run.items() if k not in RUN_FIELDS})
-            saved.runs[key] = run
+        except (ValueError, RecursionError) as exc:
+            saved.damaged[key] = f"runs[{index}] ({key!r}): {exc}"
     return saved

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .github import comparisons
+
 FIELDS = (
     ("p50_ms", "p50"),
     ("p95_ms", "p95"),
@@ -35,10 +37,7 @@ def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, objec
         for name, field in FIELDS:
             value = entry.get(field)
             properties.append((f"{prefix}{name}", "" if value is None else value))
-        for judgement in entry.get("judgements", []):
-            comparison = judgement.get("comparison")
-            if not comparison:
-                continue
+        for comparison in comparisons(entry):
             metric = comparison.get("metric", "?")
             # error rates move in points (a fraction); the rest relatively (0.25 = +25%)
             moved = comparison.get("difference" if metric == "error_rate" else "change")

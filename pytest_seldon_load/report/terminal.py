@@ -21,7 +21,7 @@ def _short_name(nodeid: str) -> str:
 
 
 def summary_rows(runs: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for run in runs:
         rows.append(
             (
