@@ -22,14 +22,17 @@ if TYPE_CHECKING:
         assert_percentile_below,
         assert_throughput_at_least,
     )
+    from .bearer import bearer_headers
     from .endpoint import SeldonEndpoint
     from .engine import EngineSettings, RunInterrupted, run_load
     from .iago.stats import SummaryLoadResult
     from .pacer import Pacer
     from .plan import RunPlan
+    from .proxy import HttpProxy
     from .regression import Comparison, PerformanceRegression, assert_no_regression
     from .replay import ReplayError, ReplayFile, ReplayRequest, write_replay
     from .result import LoadResult, Recorder
+    from .tls import InsecureTlsWarning, TlsSettings, TlsSettingsError
 
 _EXPORTS = {
     "BudgetExceeded": "assertions",
@@ -41,6 +44,7 @@ _EXPORTS = {
     "assert_p999_below": "assertions",
     "assert_percentile_below": "assertions",
     "assert_throughput_at_least": "assertions",
+    "bearer_headers": "bearer",
     "SeldonEndpoint": "endpoint",
     "EngineSettings": "engine",
     "RunInterrupted": "engine",
@@ -48,6 +52,7 @@ _EXPORTS = {
     "SummaryLoadResult": "iago.stats",
     "Pacer": "pacer",
     "RunPlan": "plan",
+    "HttpProxy": "proxy",
     "Comparison": "regression",
     "PerformanceRegression": "regression",
     "assert_no_regression": "regression",
@@ -57,6 +62,9 @@ _EXPORTS = {
     "write_replay": "replay",
     "LoadResult": "result",
     "Recorder": "result",
+    "InsecureTlsWarning": "tls",
+    "TlsSettings": "tls",
+    "TlsSettingsError": "tls",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,9 +8,14 @@ the response with llhttp (through `httptools`) and reports back through a plain 
 task, no coroutine per request.
 
 It does what a load generator needs and no more: HTTP/1.1 with Content-Length or chunked
-bodies, keep-alive and ``Connection: close``, TLS, a per-request deadline, and a FIFO of
-requests waiting for a free connection. No redirects, cookies, proxies or compression (the
+bodies, keep-alive and ``Connection: close``, TLS (a CA bundle, a client certificate, or no
+verification: see `tls`), an explicit HTTP proxy (see `proxy`), a per-request deadline, and
+a FIFO of requests waiting for a free connection. No redirects, cookies or compression (the
 requests do not ask for it).
+
+Security costs nothing per request: the SSL context is built once per pool, a proxy's
+absolute-form target and Proxy-Authorization go into the request bytes that `prepare` builds
+once per replay line, and a CONNECT tunnel is opened once per connection.
 
 Two things keep a hostile or merely ordinary server from distorting the measurement:
 
@@ -37,6 +42,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
+
+from .proxy import HttpProxy, ProxyRefused
+from .tls import TlsSettings
 
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 """Headers that frame the message on the wire: only the pool writes them."""
@@ -158,11 +166,12 @@ class _Connection(asyncio.Protocol):
             elif self.answered and not self.received and not pending.retried:
                 self.pool._retry(pending)  # the server had closed it while it was idle
             else:
-                kind = (
-                    "connection_reset"
-                    if isinstance(exc, ConnectionResetError)
-                    else ("server_disconnected")
-                )
+                if isinstance(exc, ssl.SSLError):
+                    kind = "tls_error"  # e.g. TLS 1.3: a refused client certificate
+                elif isinstance(exc, ConnectionResetError):
+                    kind = "connection_reset"
+                else:
+                    kind = "server_disconnected"
                 pending.finish(None, b"", kind)
         self.pool._lost(self)
 
@@ -234,6 +243,10 @@ class HttpPool:
     """Up to `connections` keep-alive connections to one origin; extra requests wait in FIFO.
 
     `on_retry(context)` is told of each request sent again after it met a stale connection.
+    `tls` says how an https origin is trusted (the system's CAs by default); `proxy` is an
+    explicit forward proxy (environment proxies are never used). Build each request's bytes
+    once with `prepare`: it puts in what the proxy needs. `notes` says what a run's summary
+    must show about how the target was reached (an unverified server, a proxy).
     """
 
     def __init__(
@@ -244,6 +257,8 @@ class HttpPool:
         timeout: float,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         on_retry: Callable[[Any], None] | None = None,
+        tls: TlsSettings | None = None,
+        proxy: HttpProxy | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -255,19 +270,49 @@ class HttpPool:
         default_port = (self.tls and self.port == 443) or (not self.tls and self.port == 80)
         bracketed = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = bracketed if default_port else f"{bracketed}:{self.port}"
+        self.authority = f"{bracketed}:{self.port}"
         self.path_prefix = parts.path.rstrip("/")
+        """What goes before each replay path in the request line: the origin too (absolute
+        form) when a plain-http target is reached through a proxy."""
+        self.extra_headers: dict[str, str] = {}
+        """Headers `prepare` adds to every request (the proxy's credentials, in absolute form)."""
+        self.proxy = proxy
+        self._tunnel = proxy is not None and self.tls
+        self._dial = (proxy.host, proxy.port) if proxy is not None else (self.host, self.port)
+        if proxy is not None and not self.tls:
+            self.path_prefix = f"http://{self.host_header}{self.path_prefix}"
+            if proxy.authorization:
+                self.extra_headers["Proxy-Authorization"] = proxy.authorization
         self.connections = connections
         self.timeout = timeout
         self.max_answer_bytes = max_answer_bytes
         self.on_retry = on_retry
         self.retries = 0
         self.loop = loop or asyncio.get_running_loop()
-        self._ssl = ssl.create_default_context() if self.tls else None
+        self.tls_settings = tls or TlsSettings()
+        self._ssl = self.tls_settings.ssl_context() if self.tls else None
         self._idle: list[_Connection] = []
         self._all: set[_Connection] = set()
         self._opening = 0
+        self._connecting: set[asyncio.Task] = set()  # cancelled by close()
         self._waiting: deque[_Pending] = deque()
         self._closed = False
+
+    @property
+    def notes(self) -> list[str]:
+        """How the target was reached, for the run's summary: said loudly when unverified."""
+        notes = list(self.tls_settings.notes) if self.tls else []
+        if self.proxy is not None:
+            notes.append(f"through the proxy {self.proxy}")
+        return notes
+
+    def prepare(
+        self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes | None
+    ) -> bytes:
+        """One request to `path` (below the base URL) as the bytes `submit` takes."""
+        if self.extra_headers:
+            headers = {**self.extra_headers, **(headers or {})}
+        return request_bytes(method, self.path_prefix + path, self.host_header, headers, body)
 
     def submit(self, payload: bytes, callback: Callback, context: object) -> None:
         """Send `payload` now if a connection is free; the callback reports the outcome."""
@@ -285,19 +330,44 @@ class HttpPool:
 
     def _open_one(self) -> None:
         self._opening += 1
-        self.loop.create_task(self._connect())
+        task = self.loop.create_task(self._connect())
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _open(self) -> _Connection:
+        """A new connection to the origin: direct, through the proxy, or tunnelled by it."""
+        host, port = self._dial
+        if not self._tunnel:
+            _, connection = await self.loop.create_connection(
+                lambda: _Connection(self),
+                host,
+                port,
+                ssl=self._ssl,
+            )
+            return connection
+        assert self.proxy is not None and self._ssl is not None  # tunnels are for https
+        transport, tunnel = await self.loop.create_connection(
+            lambda: _Tunnel(self.loop), host, port
+        )
+        try:
+            transport.write(self.proxy.connect_request(self.authority))
+            await tunnel.established
+            connection = _Connection(self)
+            secured = await self.loop.start_tls(
+                transport, connection, self._ssl, server_hostname=self.host
+            )
+        except BaseException:
+            tunnel.established.cancel()  # nobody waits for it any more
+            transport.abort()
+            raise
+        if secured is None:  # the proxy closed the tunnel during the handshake
+            raise ConnectionResetError("the tunnel closed during the TLS handshake")
+        connection.connection_made(secured)
+        return connection
 
     async def _connect(self) -> None:
         try:
-            _, connection = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: _Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=self._ssl,
-                ),
-                self.timeout,
-            )
+            connection = await asyncio.wait_for(self._open(), self.timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             self._opening -= 1
             kind = _connect_error_kind(exc)
@@ -364,14 +434,55 @@ class HttpPool:
             connection.abort()
         self._all.clear()
         self._idle.clear()
+        for task in self._connecting:
+            task.cancel()  # a connection (or a proxy tunnel) still opening
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(0)
+            await asyncio.gather(*self._connecting, return_exceptions=True)
+
+
+class _Tunnel(asyncio.Protocol):
+    """A connection to the proxy until it answers our CONNECT; then TLS takes it over."""
+
+    MAX_ANSWER_HEAD = 16 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.established: asyncio.Future[None] = loop.create_future()
+        self.received = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        if self.established.done():
+            return
+        self.received += data
+        end = self.received.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.received) > self.MAX_ANSWER_HEAD:
+                self.established.set_exception(ProxyRefused("the proxy's answer has no end"))
+            return
+        status_line = bytes(self.received[: self.received.find(b"\r\n")])
+        fields = status_line.split(None, 2)
+        status = fields[1] if len(fields) > 1 and fields[0].startswith(b"HTTP/1.") else b""
+        if not (status.isdigit() and status.startswith(b"2")):
+            shown = status_line[:80].decode("latin-1")
+            self.established.set_exception(ProxyRefused(f"the proxy refused: {shown}"))
+        elif end + 4 < len(self.received):
+            self.established.set_exception(ProxyRefused("the proxy spoke before the TLS start"))
+        else:
+            self.established.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.established.done():
+            self.established.set_exception(
+                exc or ConnectionResetError("the proxy closed before answering CONNECT")
+            )
 
 
 def _connect_error_kind(exc: BaseException) -> str:
     """The error kind of a connection that could not be opened."""
+    if isinstance(exc, ProxyRefused):
+        return "proxy_error"
     if isinstance(exc, ConnectionRefusedError):
         return "connection_refused"
     if isinstance(exc, asyncio.TimeoutError):
