@@ -36,11 +36,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .endpoint import SeldonEndpoint
-from .http_pool import HttpPool, request_bytes
 from .pacer import Pacer
-from .protocols import judge
 from .redact import redact_url
-from .replay import ReplayFile, ReplayRequest
+from .replay import ReplayFile
 from .result import (
     BUSY_FRACTION_ALLOWED,
     LAG_THRESHOLD_MS,
@@ -48,6 +46,7 @@ from .result import (
     LoadResult,
     Recorder,
 )
+from .transport import Transport
 
 Companion = Callable[["ActiveRun"], contextlib.AbstractAsyncContextManager]
 
@@ -85,14 +84,10 @@ class EngineSettings:
         return self.max_in_flight or self.connections
 
 
-def _replay_cycle(pool: HttpPool, endpoint: SeldonEndpoint, replay: ReplayFile) -> Iterator[bytes]:
-    """Each request of the replay as ready-to-write bytes, forever (Iago's reuseFile)."""
-    host, prefix, extra = pool.host_header, pool.path_prefix, dict(endpoint.headers)
-
-    def prepare(request: ReplayRequest) -> bytes:
-        headers = {**extra, **dict(request.headers)} if request.headers else extra
-        return request_bytes(request.method, prefix + request.path, host, headers, request.body)
-
+def _replay_cycle(transport: Transport, replay: ReplayFile) -> Iterator[Any]:
+    """Each request of the replay as the transport's ready-to-send payload, forever (Iago's
+    reuseFile)."""
+    prepare = transport.prepare
     if replay.size_bytes() <= CACHE_REPLAY_BYTES:
         prepared = [prepare(r) for r in replay.requests(reuse=False)]
         while True:
@@ -118,6 +113,7 @@ class ActiveRun:
         settings: EngineSettings,
     ) -> None:
         self.endpoint = endpoint
+        self._judge = endpoint.speaks.judge  # bound once: called for every answer
         self.replay = replay
         self.pacer = pacer
         self.warmup = warmup
@@ -139,10 +135,7 @@ class ActiveRun:
         self.drained: asyncio.Future | None = None
 
     async def run(self, companion: Companion | None = None) -> None:
-        settings = self.settings
-        self.pool = HttpPool(
-            self.endpoint.base_url, connections=settings.connections, timeout=settings.timeout
-        )
+        self.pool = self.endpoint.speaks.transport(self.endpoint, self.settings)
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
             self._busy_since = (time.thread_time(), time.perf_counter())
@@ -194,7 +187,7 @@ class ActiveRun:
         pool = self.pool
         submit = pool.submit
         on_done = self._on_done
-        requests = _replay_cycle(pool, self.endpoint, self.replay)
+        requests = _replay_cycle(pool, self.replay)
         warmup = self.warmup
         self.start = start = perf() + 0.01
         send_deadline = start + self.pacer.duration + settings.timeout
@@ -268,7 +261,8 @@ class ActiveRun:
         done_at: float,
     ) -> None:
         start = self.start
-        kind = error if error is not None else judge(self.endpoint.protocol, status, body)
+        # A transport reports a status whenever it reports no error.
+        kind = error if error is not None else self._judge(status, body)  # type: ignore[arg-type]
         if kind == "interrupted" and offset >= self.warmup:
             self.recorder.withdrawn(offset)
         else:
