@@ -39,14 +39,17 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _HEADER_WORD = re.compile(rf"^({_TOKEN}):(\S+)$")
 _HEADER_LIKE = re.compile(rf"^({_TOKEN}):(.+)$", re.DOTALL)
+_EMPTY_HEADER = re.compile(rf"^{_TOKEN}:$")
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e\xa1-\xff]+$")
 _UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f-\x9f]|\s")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _SECRET_HEADER_WORD = re.compile(
-    r"(?i)(?<![^ ])(" + "|".join(map(re.escape, sorted(SECRET_HEADERS))) + r"):[^ ]*"
+    r"(?i)(?<![A-Za-z0-9-])("
+    + "|".join(map(re.escape, sorted(SECRET_HEADERS)))
+    + r"):[ ]*(?:(?:bearer|basic)[ ]+)?[^ ]*"
 )
 _SECRET_QUERY_VALUE = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(" + "|".join(SECRET_QUERY_KEYS) + r")=[^&#; ]*"
+    r"(?i)(?<![A-Za-z0-9])(" + "|".join(SECRET_QUERY_KEYS) + r")=[ ]*[^&#; ]*"
 )
 SHOWN_CHARS = 120
 """How much of a bad line an error shows (after secrets are masked)."""
@@ -54,7 +57,8 @@ SHOWN_CHARS = 120
 
 def redact_line(text: str) -> str:
     """A replay line as an error may show it: secret header values and query values masked,
-    to the end of their word, whatever characters they hold."""
+    to the end of their word, whatever characters they hold (``Name: Bearer x`` too, as a
+    header is written elsewhere)."""
     text = _SECRET_HEADER_WORD.sub(lambda m: f"{m.group(1)}:{MASK}", text)
     text = _SECRET_QUERY_VALUE.sub(lambda m: f"{m.group(1)}={MASK}", text)
     return redact_text(text)
@@ -206,6 +210,14 @@ def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> Rep
         word, _, after = rest.partition(" ")
         header = _HEADER_LIKE.match(word)
         if not header:
+            if _EMPTY_HEADER.match(word):
+                raise ReplayError(
+                    source,
+                    line_number,
+                    f"header {word[:-1]} has no value: a header in a replay line is one "
+                    "Name:value word, with no space after the colon",
+                    stripped,
+                )
             break
         name, value = header.groups()
         problem = _header_problem(name, value, seen)
