@@ -173,7 +173,8 @@ class Figures:
 
 
 def _reason_kind(reason: str) -> str:
-    return re.sub(r"\(.*|'.*|U\+.*|[0-9]+", "", reason).strip(" :;")[:60]
+    kind = re.sub(r"^header \S+", "header NAME", reason)
+    return re.sub(r"\(.*|'.*", "", kind).strip(" :;")[:70]
 
 
 async def _run_path(path: Path, expected: int) -> tuple[list[int], list[bytes], int]:
