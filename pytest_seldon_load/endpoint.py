@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from .redact import redact_headers, redact_url
+from . import protocols
+from .redact import SECRET_HEADERS, redact_headers, redact_url
 
-PROTOCOLS = ("v2", "v1", "legacy")
+PROTOCOLS = protocols.names()
+"""The registered protocols' names (`pytest_seldon_load.protocols`), in registration order."""
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,15 @@ class SeldonEndpoint:
     name: str = ""
     infer_path_override: str = ""
     """The prediction path when the protocol's is not the one (``/v2/pipelines/NAME/infer``)."""
+    speaks: protocols.SeldonProtocol = field(init=False, repr=False, compare=False)
+    """The protocol's object: paths, judge and transport (`pytest_seldon_load.protocols`)."""
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(
-                f"protocol: unknown Seldon protocol {self.protocol!r}; "
-                f"choose one of {', '.join(PROTOCOLS)}"
-            )
+        try:
+            speaks = protocols.get(self.protocol)
+        except ValueError as exc:
+            raise ValueError(f"protocol: {exc}") from None
+        object.__setattr__(self, "speaks", speaks)
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(
@@ -43,6 +50,7 @@ class SeldonEndpoint:
                 f"got {redact_url(self.base_url)!r}"
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        _check_headers(self.headers)
         object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
 
     @property
@@ -50,19 +58,12 @@ class SeldonEndpoint:
         """The prediction path of this protocol, relative to the base URL."""
         if self.infer_path_override:
             return self.infer_path_override
-        if self.protocol == "v2":
-            return f"/v2/models/{self.model}/infer"
-        if self.protocol == "v1":
-            return "/api/v1.0/predictions"
-        return "/js/predict"
+        return self.speaks.infer_path(self.model)
 
     @property
     def ready_path(self) -> str:
-        if self.protocol == "v2":
-            return f"/v2/models/{self.model}/ready"
-        if self.protocol == "v1":
-            return "/health/ping"
-        return "/"
+        """A path that answers 2xx once the model can serve."""
+        return self.speaks.ready_path(self.model)
 
     def url_for(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)
@@ -79,3 +80,23 @@ class SeldonEndpoint:
 
     def __str__(self) -> str:
         return f"{redact_url(self.base_url)} ({self.protocol}, model {self.model})"
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """Headers go on the wire as given: each must be one valid HTTP header line."""
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        shown = "***" if name.lower() in SECRET_HEADERS else repr(value)
+        if not isinstance(value, str) or _CONTROL.search(value):
+            raise ValueError(f"header {name}: the value {shown} holds a control character")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"header {name}: the value {shown} holds text outside Latin-1"
+            ) from None
+        if name.lower() in seen:
+            raise ValueError(f"header {name} is given twice")
+        seen.add(name.lower())

@@ -34,14 +34,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import SeldonEndpoint
-from .http_pool import HttpPool, request_bytes
 from .interrupts import STOP_SIGNALS, RunInterrupted, on_main_thread, signal_handlers_restored
 from .pacer import Pacer
 from .plan import EngineSettings, RunPlan
-from .protocols import judge
 from .redact import redact_url
-from .replay import ReplayFile, ReplayRequest
+from .replay import ReplayFile
 from .result import LoadResult, Recorder
+from .transport import Transport
 
 if TYPE_CHECKING:
     from .engines import EngineContext
@@ -55,14 +54,10 @@ EARLY_SEND_S = 0.0005
 """A send due within this much is sent now: event-loop timers round to whole milliseconds."""
 
 
-def _replay_cycle(pool: HttpPool, endpoint: SeldonEndpoint, replay: ReplayFile) -> Iterator[bytes]:
-    """Each request of the replay as ready-to-write bytes, forever (Iago's reuseFile)."""
-    host, prefix, extra = pool.host_header, pool.path_prefix, dict(endpoint.headers)
-
-    def prepare(request: ReplayRequest) -> bytes:
-        headers = {**extra, **dict(request.headers)} if request.headers else extra
-        return request_bytes(request.method, prefix + request.path, host, headers, request.body)
-
+def _replay_cycle(transport: Transport, replay: ReplayFile) -> Iterator[Any]:
+    """Each request of the replay as the transport's ready-to-send payload, forever (Iago's
+    reuseFile)."""
+    prepare = transport.prepare
     if replay.size_bytes() <= CACHE_REPLAY_BYTES:
         prepared = [prepare(r) for r in replay.requests(reuse=False)]
         while True:
@@ -88,6 +83,7 @@ class ActiveRun:
         settings: EngineSettings,
     ) -> None:
         self.endpoint = endpoint
+        self._judge = endpoint.speaks.judge  # bound once: called for every answer
         self.replay = replay
         self.pacer = pacer
         self.warmup = warmup
@@ -110,14 +106,9 @@ class ActiveRun:
         self.retries = 0
 
     async def run(self, companion: Companion | None = None) -> None:
-        settings = self.settings
-        self.pool = HttpPool(
-            self.endpoint.base_url,
-            connections=settings.connections,
-            timeout=settings.timeout,
-            max_answer_bytes=settings.max_answer_bytes,
-            on_retry=self._on_retry,
-        )
+        self.pool = self.endpoint.speaks.transport(self.endpoint, self.settings)
+        if hasattr(self.pool, "on_retry"):  # a transport that resends on stale connections
+            self.pool.on_retry = self._on_retry
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
             self._busy_since = (time.thread_time(), time.perf_counter())
@@ -173,7 +164,7 @@ class ActiveRun:
         pool = self.pool
         submit = pool.submit
         on_done = self._on_done
-        requests = _replay_cycle(pool, self.endpoint, self.replay)
+        requests = _replay_cycle(pool, self.replay)
         warmup = self.warmup
         self.start = start = perf() + 0.01
         send_deadline = start + self.pacer.duration + settings.timeout
@@ -247,10 +238,8 @@ class ActiveRun:
         done_at: float,
     ) -> None:
         start = self.start
-        if error is None and status is not None:
-            kind = judge(self.endpoint.protocol, status, body)
-        else:
-            kind = error
+        # A transport reports a status whenever it reports no error.
+        kind = error if error is not None else self._judge(status, body)  # type: ignore[arg-type]
         if kind == "interrupted":
             self._unanswered_at_interrupt(offset, written_at, done_at)
         else:

@@ -1,19 +1,9 @@
 """Replay files for Seldon, a superset of seldon-server's Iago replay scripts.
 
 Prediction replays come from feature specs (one JSON object per feature) or from rows of a
-dataset, and are written for one of three protocols:
-
-* ``legacy``: the seldon-server JS API, byte for byte as Seldon's ``create_prediction_replay.py``
-  wrote it: ``http://<endpoint>/js/predict?json=<quote_plus(json.dumps(features))>&consumer_key=
-  <key>&jsonpCallback=j``, keys in spec order, floats in full ``repr`` (no rounding).
-* ``v1``: Seldon Core v1, ``POST /api/v1.0/predictions`` with ``{"data":{"names":[..],"ndarray":
-  [[..]]}}`` (or the ``tensor`` form).
-* ``v2``: the Open Inference Protocol. When every feature is a number the rows travel as ONE
-  input named ``predict``, shape ``[batch, n_features]``, data flat and row-major, datatype
-  ``INT64`` if every feature is an integer and ``FP64`` otherwise (integers then written as
-  floats). One tensor has one datatype, so when strings or booleans appear, each feature
-  travels as its own input named after the feature, shape ``[batch, 1]``, with its own
-  datatype (``BYTES`` for strings).
+dataset, and are written for any registered protocol: this module draws the rows and writes the
+values' text; the protocol (`pytest_seldon_load.protocols`: ``legacy`` byte for byte as Seldon's
+``create_prediction_replay.py``, ``v1``, ``v2``) lays them out as its requests.
 
 Recommendation replays follow ``create_recommendation_replay.py``: for each API call a
 ``/js/recommendations`` line then a ``/js/action/new`` line, ``&rlabs=1`` on the action with the
@@ -40,13 +30,17 @@ from urllib.parse import quote, quote_plus
 
 import numpy as np
 
+from . import protocols
 from .atomic import atomic_writer
 from .consumer_keys import key_from_file
+from .protocols import Formatter, PredictionOptions, UnsupportedFeature
+from .protocols.legacy import clean_host, recommendation_template
 from .redact import register_secret
 from .replay import ReplayFile
 
 FEATURE_TYPES = ("numeric", "integer", "categorical", "constant", "normal")
-PREDICTION_PROTOCOLS = ("legacy", "v1", "v2")
+PREDICTION_PROTOCOLS = protocols.names()
+"""Every registered protocol writes predictions."""
 CHUNK_ROWS = 50_000
 """Rows drawn and formatted at once: big enough for numpy to pay off, small enough for memory."""
 MAX_EXACT_INTEGER = 2**53
@@ -58,9 +52,6 @@ _SPEC_KEYS = {
     "constant": {"value"},
     "normal": {"mean", "std", "clip"},
 }
-_HOST = re.compile(r"^[A-Za-z0-9._~\-]+(:[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$")
-_MODEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]*$")
-_HEADER_VALUE = re.compile(r"^\S+$")
 _INTEGER_TEXT = re.compile(r"^\s*[+-]?[0-9]+\s*$")
 _NUMERIC_KINDS = ("float", "int")
 
@@ -322,7 +313,8 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
         mean, std = _number(spec, "mean", fail), _number(spec, "std", fail)
         if std < 0:
             raise fail(f"std ({std}) must not be negative")
-        low = high = None
+        clip_low: float | None = None
+        clip_high: float | None = None
         clip = spec.get("clip")
         if clip is not None:
             if not (isinstance(clip, list) and len(clip) == 2):
@@ -330,11 +322,11 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
                     f'"clip" must be [low, high] (either may be null), got {json.dumps(clip)}'
                 )
             bounds = {"low": clip[0], "high": clip[1]}
-            low = None if clip[0] is None else _number(bounds, "low", fail)
-            high = None if clip[1] is None else _number(bounds, "high", fail)
-            if low is not None and high is not None and low > high:
-                raise fail(f"clip low ({low}) is greater than clip high ({high})")
-        return _Column(name, "float", draw=_normal(mean, std, low, high))
+            clip_low = None if clip[0] is None else _number(bounds, "low", fail)
+            clip_high = None if clip[1] is None else _number(bounds, "high", fail)
+            if clip_low is not None and clip_high is not None and clip_low > clip_high:
+                raise fail(f"clip low ({clip_low}) is greater than clip high ({clip_high})")
+        return _Column(name, "float", draw=_normal(mean, std, clip_low, clip_high))
     if kind == "constant":
         if "value" not in spec:
             raise fail('needs "value"')
@@ -514,17 +506,23 @@ class _Plan:
         """Raw draws per column (values, or indices into a table), `chunk_rows` rows at a time."""
         sequence = np.random.SeedSequence(seed)
         if self.dataset_rows:
+            datas = [c.data for c in self.columns if c.data is not None]
+            if len(datas) != len(self.columns):
+                raise ValueError("a dataset column holds no data")
             rng = np.random.default_rng(sequence)
             for start in range(0, rows, chunk_rows):
                 count = min(chunk_rows, rows - start)
                 picks = np.floor(rng.random(count) * self.dataset_rows).astype(np.intp)
                 np.minimum(picks, self.dataset_rows - 1, out=picks)
-                yield [c.data[picks] for c in self.columns]
+                yield [data[picks] for data in datas]
             return
+        draws = [c.draw for c in self.columns if c.draw is not None]
+        if len(draws) != len(self.columns):
+            raise ValueError("a feature column has no way to draw values")
         rngs = [np.random.default_rng(s) for s in sequence.spawn(len(self.columns))]
         for start in range(0, rows, chunk_rows):
             count = min(chunk_rows, rows - start)
-            yield [c.draw(r, count) for c, r in zip(self.columns, rngs, strict=True)]
+            yield [draw(r, count) for draw, r in zip(draws, rngs, strict=True)]
 
 
 def _plan(features: Sequence[Mapping] | None, dataset: Any, names: Sequence[str] | None) -> _Plan:
@@ -587,149 +585,7 @@ def prediction_rows(
     return plan.names, chunks()
 
 
-# --- line formatting ------------------------------------------------------------------
-
-
-def _template(literals: Sequence[str]) -> str:
-    """A str.format template: the literal parts, with one slot between each two."""
-    return "{}".join(part.replace("{", "{{").replace("}", "}}") for part in literals)
-
-
-def _compact(document: Any) -> str:
-    return json.dumps(document, separators=(",", ":"))
-
-
-def _group(texts: list[str], batch: int, separator: str) -> list[str]:
-    if batch == 1:
-        return texts
-    return list(map(separator.join, zip(*[iter(texts)] * batch, strict=True)))
-
-
-def _rows(texts: list[list[str]], separator: str) -> list[str]:
-    if len(texts) == 1:
-        return texts[0]
-    return list(map(separator.join(["{}"] * len(texts)).format, *texts))
-
-
-Formatter = Callable[[list[np.ndarray]], list[str]]
-
-
-def _legacy_formatter(columns: list[_Column], consumer_key: str, host: str) -> Formatter:
-    literals = [f"http://{host}/js/predict?json=%7B"]
-    for position, column in enumerate(columns):
-        if position:
-            literals[-1] += "%2C+"
-        literals[-1] += quote_plus(json.dumps(column.name)) + "%3A+"
-        literals.append("")
-    literals[-1] += f"%7D&consumer_key={consumer_key}&jsonpCallback=j"
-    template = _template(literals)
-
-    def format_lines(samples: list[np.ndarray]) -> list[str]:
-        texts = [c.texts(s, "url") for c, s in zip(columns, samples, strict=True)]
-        return list(map(template.format, *texts))
-
-    return format_lines
-
-
-def _v1_formatter(columns: list[_Column], batch: int, tensor: bool) -> Formatter:
-    names = _compact([c.name for c in columns])
-    prefix = "POST /api/v1.0/predictions Content-Type:application/json "
-    if tensor:
-        shape = f"[{batch},{len(columns)}]"
-        head = f'{prefix}{{"data":{{"names":{names},"tensor":{{"shape":{shape},"values":['
-        tail, row_separator, group_separator = "]}}}", ",", ","
-    else:
-        head = f'{prefix}{{"data":{{"names":{names},"ndarray":[['
-        tail, row_separator, group_separator = "]]}}", ",", "],["
-
-    def format_lines(samples: list[np.ndarray]) -> list[str]:
-        texts = [c.texts(s, "json") for c, s in zip(columns, samples, strict=True)]
-        groups = _group(_rows(texts, row_separator), batch, group_separator)
-        return [head + group + tail for group in groups]
-
-    return format_lines
-
-
-def v2_layout(columns_or_kinds: Sequence[Any]) -> str:
-    """``single`` (one numeric tensor) or ``per-feature`` (one input per feature)."""
-    kinds = [getattr(c, "kind", c) for c in columns_or_kinds]
-    return "single" if all(k in _NUMERIC_KINDS for k in kinds) else "per-feature"
-
-
-_V2_TYPES = {
-    "float": ("FP64", "fp64"),
-    "int": ("INT64", "json"),
-    "bool": ("BOOL", "json"),
-    "str": ("BYTES", "bytes"),
-    "mixed": ("BYTES", "bytes"),
-}
-
-
-def _v2_formatter(
-    columns: list[_Column],
-    batch: int,
-    model: str,
-    outputs: Sequence[str],
-    seldon_model_header: str | None,
-    input_name: str,
-) -> Formatter:
-    prefix = f"POST /v2/models/{model}/infer "
-    if seldon_model_header:
-        prefix += f"Seldon-Model:{seldon_model_header} "
-    prefix += "Content-Type:application/json "
-    tail = "]}]"
-    if outputs:
-        tail += ',"outputs":' + _compact([{"name": o} for o in outputs])
-    tail += "}"
-    if v2_layout(columns) == "single":
-        integers = all(c.kind == "int" for c in columns)
-        datatype, encoding = ("INT64", "json") if integers else ("FP64", "fp64")
-        head = (
-            f'{prefix}{{"inputs":[{{"name":{json.dumps(input_name)},'
-            f'"shape":[{batch},{len(columns)}],"datatype":"{datatype}","data":['
-        )
-
-        def format_single(samples: list[np.ndarray]) -> list[str]:
-            texts = [c.texts(s, encoding) for c, s in zip(columns, samples, strict=True)]
-            groups = _group(_rows(texts, ","), batch, ",")
-            return [head + group + tail for group in groups]
-
-        return format_single
-
-    literals = [f'{prefix}{{"inputs":[']
-    encodings = []
-    for position, column in enumerate(columns):
-        datatype, encoding = _V2_TYPES[column.kind]
-        encodings.append(encoding)
-        literals[-1] += ("]}," if position else "") + (
-            f'{{"name":{json.dumps(column.name)},"shape":[{batch},1],'
-            f'"datatype":"{datatype}","data":['
-        )
-        literals.append("")
-    literals[-1] += tail
-    template = _template(literals)
-
-    def format_columns(samples: list[np.ndarray]) -> list[str]:
-        texts = [
-            _group(c.texts(s, e), batch, ",")
-            for c, s, e in zip(columns, samples, encodings, strict=True)
-        ]
-        return list(map(template.format, *texts))
-
-    return format_columns
-
-
-def _clean_host(endpoint_host: str) -> str:
-    host = endpoint_host.strip()
-    for scheme in ("http://", "https://"):
-        if host.lower().startswith(scheme):
-            host = host[len(scheme) :]
-    host = host.rstrip("/")
-    if not _HOST.match(host):
-        raise ValueError(
-            f"endpoint must be a host[:port] such as seldon-server, got {endpoint_host!r}"
-        )
-    return host
+# --- prediction replays --------------------------------------------------------------
 
 
 def _clean_key(consumer_key: str | os.PathLike[str] | None, needed_for: str) -> str:
@@ -758,41 +614,38 @@ def _prediction_formatter(
     seldon_model_header: str | None,
     input_name: str,
 ) -> Formatter:
-    if protocol not in PREDICTION_PROTOCOLS:
-        raise ValueError(
-            f"unknown protocol {protocol!r}; choose one of {', '.join(PREDICTION_PROTOCOLS)}"
+    given = [
+        option
+        for option, present in (
+            ("batch", batch != 1),
+            ("tensor", tensor),
+            ("outputs", bool(outputs)),
+            ("seldon_model_header", seldon_model_header is not None),
+            ("consumer_key", consumer_key is not None and bool(str(consumer_key).strip())),
         )
-    columns = plan.columns
-    if protocol != "v1" and tensor:
-        raise ValueError("the tensor form is for the v1 protocol only")
-    if protocol != "v2" and (outputs or seldon_model_header):
-        raise ValueError("requested outputs and the Seldon-Model header are for the v2 protocol")
-    if protocol == "legacy":
-        if batch != 1:
-            raise ValueError("the legacy protocol sends one row per request: batch must be 1")
-        return _legacy_formatter(
-            columns, _clean_key(consumer_key, "the legacy protocol"), _clean_host(endpoint_host)
-        )
-    if protocol == "v1":
-        if tensor:
-            for position, column in enumerate(columns, 1):
-                if column.kind not in _NUMERIC_KINDS:
-                    raise FeatureSpecError(
-                        position,
-                        column.name,
-                        f"the v1 tensor form carries numbers only, and this feature holds "
-                        f"{'booleans' if column.kind == 'bool' else 'strings'}; "
-                        "use the ndarray form",
-                    )
-        return _v1_formatter(columns, batch, tensor)
-    if not _MODEL.match(model):
-        raise ValueError(f"model name {model!r} must be letters, digits, '.', '_' and '-'")
-    if seldon_model_header is not None and not _HEADER_VALUE.match(seldon_model_header):
-        raise ValueError(f"Seldon-Model header {seldon_model_header!r} must have no spaces")
-    for output in outputs:
-        if not isinstance(output, str) or not output:
-            raise ValueError(f"a requested output must be a non-empty name, got {output!r}")
-    return _v2_formatter(columns, batch, model, list(outputs), seldon_model_header, input_name)
+        if present
+    ]
+    # A consumer key goes along whatever the protocol (a suite may hand the same options to
+    # every endpoint); only a protocol that needs one notices it missing.
+    chosen = protocols.check_options(protocol, given, ignored=("consumer_key",))
+    options = PredictionOptions(
+        batch=batch,
+        model=model,
+        consumer_key=(
+            _clean_key(consumer_key, f"the {protocol} protocol")
+            if "consumer_key" in chosen.accepts
+            else None
+        ),
+        endpoint_host=endpoint_host,
+        tensor=tensor,
+        outputs=tuple(outputs),
+        seldon_model_header=seldon_model_header,
+        input_name=input_name,
+    )
+    try:
+        return chosen.prediction_formatter(plan.columns, options)
+    except UnsupportedFeature as exc:
+        raise FeatureSpecError(exc.index, exc.name, exc.problem) from None
 
 
 def write_prediction_replay(
@@ -886,9 +739,10 @@ def load_items(source: str | os.PathLike[str] | Sequence[str | int]) -> list[str
             raise ItemsError(f"the item file {name} is not UTF-8 text") from None
         ids = _items_from_text(text, name)
     else:
-        ids = _item_ids(list(source), "items")
-        if ids is None:
+        listed = _item_ids(list(source), "items")
+        if listed is None:
             raise ItemsError("items must be a list of ids")
+        ids = listed
     ids = [i for i in ids if i != ""]
     if not ids:
         where = f" in {os.fspath(source)}" if isinstance(source, (str, os.PathLike)) else ""
@@ -960,19 +814,10 @@ def write_recommendation_replay(
     if not (_is_number(click_probability) and 0.0 <= click_probability <= 1.0):
         raise ValueError(f"click probability must be in [0, 1], got {click_probability!r}")
     key = _clean_key(consumer_key, "a recommendation replay")
-    host = _clean_host(endpoint_host)
+    host = clean_host(endpoint_host)
     ids = load_items(items)
     encoded = _objects([quote(i, safe="") for i in ids])
-    recommendation = _template(
-        [
-            f"http://{host}/js/recommendations?consumer_key={key}&user=",
-            "&item=",
-            f"&limit=10&jsonpCallback=j\nhttp://{host}/js/action/new?consumer_key={key}&user=",
-            "&item=",
-            f"&type={item_type}",
-            "&jsonpCallback=j",
-        ]
-    )
+    recommendation = recommendation_template(host, key, item_type)
     clicks_text = _objects(["", "&rlabs=1"])
     users_rng, items_rng, clicks_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import ssl
 from collections import deque
@@ -53,6 +54,10 @@ KEPT_BODY_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """An answer larger than this (head and body) is an error: `answer_too_large`."""
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_TARGET = re.compile(r"[\x21-\x7e]+\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 Callback = Callable[[Any, "int | None", bytes, "str | None", float, float], None]
 """on_done(context, status, body, error_kind, written_at, done_at); `written_at` equals
 `done_at` when the request never went on the wire."""
@@ -65,12 +70,27 @@ def request_bytes(
     headers: Mapping[str, str] | None,
     body: bytes | None,
 ) -> bytes:
-    """A complete HTTP/1.1 request, built once and written as is for every send."""
+    """A complete HTTP/1.1 request, built once and written as is for every send.
+
+    Nothing that could end a line or a field reaches the head: a control character or a space
+    in the target, or a control character in a header, is a ValueError (the replay parser
+    refuses such lines first, naming them).
+    """
+    if not _TOKEN.match(method):
+        raise ValueError(f"method {method!r} is not an HTTP method token")
+    if not _TARGET.match(target):
+        raise ValueError(
+            f"request target {target[:80]!r} holds a space, a control character or non-ASCII"
+        )
     lines = [f"{method} {target} HTTP/1.1"]
     names = set()
     for name, value in (headers or {}).items():
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
             raise ValueError(f"header {name!r} contains a line break")
+        if not _TOKEN.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if _CONTROL.search(value):
+            raise ValueError(f"header {name!r} holds a control character")
         lowered = name.lower()
         if lowered in FRAMING_HEADERS:
             raise ValueError(
@@ -86,7 +106,10 @@ def request_bytes(
         lines.append("User-Agent: pytest-seldon-load")
     if body is not None or method in ("POST", "PUT", "PATCH"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    try:
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("a header holds text outside Latin-1") from None
     return head + (body or b"")
 
 
@@ -306,7 +329,7 @@ class HttpPool:
             notes.append(f"through the proxy {self.proxy}")
         return notes
 
-    def prepare(
+    def request_payload(
         self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes | None
     ) -> bytes:
         """One request to `path` (below the base URL) as the bytes `submit` takes."""

@@ -17,7 +17,9 @@ from typing import Any
 from .durations import parse_count, parse_duration_s, parse_number
 from .http_pool import MAX_ANSWER_BYTES
 from .pacer import arrival_kind
+from .proxy import HttpProxy
 from .result import BUSY_FRACTION_ALLOWED, LAG_THRESHOLD_MS, LATE_FRACTION_ALLOWED
+from .tls import TlsSettings
 
 
 class PlanError(ValueError):
@@ -80,6 +82,10 @@ class EngineSettings:
     parts: int = 1
     max_answer_bytes: int = MAX_ANSWER_BYTES
     """An answer larger than this (head and body) is an error, `answer_too_large`."""
+    tls: TlsSettings | None = None
+    """CA bundle, client certificate, or verification off, for https targets."""
+    proxy: HttpProxy | None = None
+    """An explicit HTTP proxy (environment proxies are never used)."""
 
     def __post_init__(self) -> None:
         _normalise(

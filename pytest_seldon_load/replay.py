@@ -12,33 +12,69 @@ Two line forms, both one request per line and both readable by a human:
   byte for byte (a compact JSON document has no newline, so it fits on one line).
 
 Blank lines and lines starting with ``#`` are skipped, as Iago does.
+
+What reaches the wire is checked here, once, so that ``seldon-load replay check`` and a run
+accept and refuse exactly the same lines: no control character or whitespace in a target
+(non-ASCII text in it is percent-encoded as UTF-8), no control character or text outside
+Latin-1 in a header, no framing header (the engine writes Content-Length), no header twice,
+and a body sent as JSON must parse.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .atomic import atomic_writer
-from .redact import redact_text
+from .http_pool import FRAMING_HEADERS
+from .redact import MASK, SECRET_HEADERS, SECRET_QUERY_KEYS, redact_text
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
-_HEADER_WORD = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):(\S+)$")
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_HEADER_WORD = re.compile(rf"^({_TOKEN}):(\S+)$")
+_HEADER_LIKE = re.compile(rf"^({_TOKEN}):(.+)$", re.DOTALL)
+_EMPTY_HEADER = re.compile(rf"^{_TOKEN}:$")
+_HEADER_VALUE = re.compile(r"^[\x21-\x7e\xa1-\xff]+$")
+_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f-\x9f]|\s")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_SECRET_HEADER_WORD = re.compile(
+    r"(?i)(?<![A-Za-z0-9-])("
+    + "|".join(map(re.escape, sorted(SECRET_HEADERS)))
+    + r"):[ ]*(?:(?:bearer|basic)[ ]+)?[^ ]*"
+)
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(" + "|".join(SECRET_QUERY_KEYS) + r")=[ ]*[^&#; ]*"
+)
+SHOWN_CHARS = 120
+"""How much of a bad line an error shows (after secrets are masked)."""
+
+
+def redact_line(text: str) -> str:
+    """A replay line as an error may show it: secret header values and query values masked,
+    to the end of their word, whatever characters they hold (``Name: Bearer x`` too, as a
+    header is written elsewhere)."""
+    text = _SECRET_HEADER_WORD.sub(lambda m: f"{m.group(1)}:{MASK}", text)
+    text = _SECRET_QUERY_VALUE.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return redact_text(text)
 
 
 class ReplayError(ValueError):
-    """A replay line that cannot be read; names the file and line."""
+    """A replay line that cannot be read; names the file and line, never a secret in it."""
 
     def __init__(self, source: str, line_number: int, reason: str, text: str = "") -> None:
         self.source = source
         self.line_number = line_number
-        self.reason = reason
-        shown = f": {redact_text(text[:120])!r}" if text else ""
-        super().__init__(f"{source}:{line_number}: {reason}{shown}")
+        self.reason = redact_line(reason)
+        self.shown = redact_line(text)[:SHOWN_CHARS] if text else ""
+        """The start of the line, secrets masked ('' when the line is not shown)."""
+        shown = f": {self.shown!r}" if self.shown else ""
+        super().__init__(f"{source}:{line_number}: {self.reason}{shown}")
 
 
 @dataclass(frozen=True)
@@ -76,12 +112,58 @@ class ReplayRequest:
         return " ".join(words)
 
 
-def _check_target(target: str) -> str | None:
+def _character(c: str) -> str:
+    name = unicodedata.name(c, "")
+    return f"U+{ord(c):04X}" + (f" {name}" if name else "")
+
+
+def _target_problem(target: str, what: str) -> str | None:
+    unsafe = _UNSAFE_IN_TARGET.search(target)
+    if unsafe:
+        c = unsafe.group()
+        kind = "a control character" if unicodedata.category(c) == "Cc" else "whitespace"
+        return f"{what} holds {kind} ({_character(c)}): it cannot go on the wire"
     if target.startswith("/"):
         return None
     if target.startswith(("http://", "https://")):
-        return None if urlsplit(target).netloc else "URL has no host"
+        try:
+            parts = urlsplit(target)
+        except ValueError as exc:
+            return f"the URL cannot be read ({exc})"
+        return None if parts.netloc else "URL has no host"
     return "the request target must be a path starting with '/' or an http(s):// URL"
+
+
+def _wire_target(target: str) -> str:
+    """The target with non-ASCII text percent-encoded (UTF-8), as a browser sends it."""
+    if target.isascii():
+        return target
+    return _NON_ASCII.sub(lambda m: quote(m.group(), safe=""), target)
+
+
+def _header_problem(name: str, value: str, seen: set[str]) -> str | None:
+    lowered = name.lower()
+    if lowered in FRAMING_HEADERS:
+        return f"header {name} is written by the load generator from the body; remove it"
+    if lowered in seen:
+        return f"header {name} is given twice"
+    if _HEADER_VALUE.match(value):
+        return None
+    for c in value:
+        if unicodedata.category(c) == "Cc":
+            return f"header {name} holds a control character ({_character(c)})"
+        if c.isspace():
+            return f"header {name} holds whitespace ({_character(c)})"
+    return (
+        f"header {name} holds text outside Latin-1, which HTTP/1.1 cannot carry; percent-encode it"
+    )
+
+
+def _expects_json(headers: Sequence[tuple[str, str]], body: bytes) -> bool:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            return "json" in value.lower()
+    return body[:1] in (b"{", b"[")
 
 
 def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> ReplayRequest | None:
@@ -89,15 +171,20 @@ def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> Rep
     stripped = text.strip()
     if not stripped or stripped.startswith("#"):
         return None
+    if not stripped.isascii():
+        try:
+            stripped.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ReplayError(source, line_number, "the line is not valid Unicode") from None
     if stripped[0] == "/" or stripped.startswith(("http://", "https://")):
-        if any(c.isspace() for c in stripped):
+        if any(c.isspace() and c.isascii() for c in stripped):
             raise ReplayError(
                 source, line_number, "a GET line must be one URL with no spaces", stripped
             )
-        problem = _check_target(stripped)
+        problem = _target_problem(stripped, "the URL")
         if problem:
             raise ReplayError(source, line_number, problem, stripped)
-        return ReplayRequest("GET", stripped, line_number=line_number)
+        return ReplayRequest("GET", _wire_target(stripped), line_number=line_number)
 
     method, _, rest = stripped.partition(" ")
     if method not in METHODS:
@@ -113,20 +200,54 @@ def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> Rep
     target, _, rest = rest.partition(" ")
     if not target:
         raise ReplayError(source, line_number, f"{method} with no request target", stripped)
-    problem = _check_target(target)
+    problem = _target_problem(target, "the request target")
     if problem:
         raise ReplayError(source, line_number, problem, stripped)
     headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
     rest = rest.lstrip(" ")
     while rest:
         word, _, after = rest.partition(" ")
-        header = _HEADER_WORD.match(word)
+        header = _HEADER_LIKE.match(word)
         if not header:
+            if _EMPTY_HEADER.match(word):
+                raise ReplayError(
+                    source,
+                    line_number,
+                    f"header {word[:-1]} has no value: a header in a replay line is one "
+                    "Name:value word, with no space after the colon",
+                    stripped,
+                )
             break
-        headers.append((header.group(1), header.group(2)))
+        name, value = header.groups()
+        problem = _header_problem(name, value, seen)
+        if problem:
+            raise ReplayError(source, line_number, problem, stripped)
+        seen.add(name.lower())
+        headers.append((name, value))
         rest = after.lstrip(" ")
     body = rest.encode("utf-8") if rest else None
-    return ReplayRequest(method, target, tuple(headers), body, line_number)
+    if body is not None and _expects_json(headers, body):
+        try:
+            json.loads(body)
+        except ValueError as exc:
+            raise ReplayError(
+                source, line_number, f"the body is not valid JSON ({exc})", stripped
+            ) from None
+        except RecursionError:
+            raise ReplayError(
+                source, line_number, "the body is JSON nested too deeply to read", stripped
+            ) from None
+    return ReplayRequest(method, _wire_target(target), tuple(headers), body, line_number)
+
+
+def parse_raw_line(raw: bytes, line_number: int, source: str) -> ReplayRequest | None:
+    """One line as read from a file (bytes), decoded as UTF-8 and parsed."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReplayError(source, line_number, "the line is not valid UTF-8") from None
+    return parse_line(text, line_number, source)
 
 
 @dataclass
@@ -161,13 +282,7 @@ class ReplayFile:
             # Bytes, decoded line by line: a bad byte is reported on its own line.
             for line_number, raw in enumerate(handle, 1):
                 try:
-                    try:
-                        text = raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise ReplayError(
-                            source, line_number, "the line is not valid UTF-8"
-                        ) from None
-                    request = parse_line(text, line_number, source)
+                    request = parse_raw_line(raw, line_number, source)
                 except ReplayError:
                     if not self.skip_bad_lines:
                         raise
@@ -212,7 +327,13 @@ def write_replay(
             except ValueError as exc:
                 raise ValueError(f"replay request {count + 1}: {exc}") from None
             if "\n" in line or "\r" in line:
-                raise ValueError(f"replay request {count + 1} spans several lines: {line[:80]!r}")
+                raise ValueError(
+                    f"replay request {count + 1} spans several lines: {redact_line(line)[:80]!r}"
+                )
+            try:
+                parse_line(line, count + 1, os.fspath(path))
+            except ReplayError as exc:
+                raise ValueError(f"replay request {count + 1}: {exc.reason}") from None
             handle.write(line)
             handle.write("\n")
             count += 1

@@ -288,8 +288,7 @@ def test_help_documents_every_option():
         ),
         (
             ["--key", "__KEYFILE__", "--feature", IRIS[0], "--batch", "2"],
-            "seldon-load: error: --batch applies to --protocol v1 and v2; a legacy prediction "
-            "carries one row",
+            "seldon-load: error: --batch applies to --protocol v2 and v1 only, not legacy",
         ),
         (
             ["--protocol", "v2", "--key", KEY, "--feature", IRIS[0]],

@@ -509,7 +509,10 @@ def test_bad_feature_specs_name_the_feature_and_the_problem(tmp_path, spec, inde
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
-        ({"protocol": "legacy", "batch": 2, "consumer_key": KEY}, "batch must be 1"),
+        (
+            {"protocol": "legacy", "batch": 2, "consumer_key": KEY},
+            "batch is for the v2 and v1 protocols only, not legacy",
+        ),
         ({"protocol": "legacy"}, "needs a consumer key"),
         ({"protocol": "v1", "outputs": ["x"]}, "v2 protocol"),
         ({"protocol": "v2", "tensor": True}, "v1 protocol only"),

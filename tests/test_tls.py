@@ -224,7 +224,7 @@ async def send(
     """Send `count` prepared POSTs through `pool` and wait for every answer (or error)."""
     outcome = Outcome()
     done = asyncio.Event()
-    payload = pool.prepare("POST", INFER_PATH, headers, BODY)
+    payload = pool.request_payload("POST", INFER_PATH, headers, BODY)
 
     def on_done(_context, status, _body, error, _written, _done) -> None:
         outcome.statuses.append(status)

@@ -9,19 +9,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import protocols
 from ..consumer_keys import ConsumerKeyError, load_consumer_key
 from ..generate import (
     FEATURE_TYPES,
-    PREDICTION_PROTOCOLS,
     DatasetError,
     FeatureSpecError,
     ItemsError,
     parse_features,
-    v2_layout,
     write_prediction_replay,
     write_recommendation_replay,
 )
-from ..replay import ReplayError, parse_line
+from ..protocols import ProtocolOptionError
+from ..replay import ReplayError, parse_raw_line
 from .arguments import CommandError, Parser, hide_keys, percent, seed, whole, wrap
 
 # --- replay prediction ----------------------------------------------------------------
@@ -106,11 +106,10 @@ def _add_prediction(kinds: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--protocol",
-        choices=PREDICTION_PROTOCOLS,
+        choices=protocols.names(),
         default="legacy",
-        help="legacy: seldon-server GET /js/predict; v1: Seldon Core "
-        "/api/v1.0/predictions; v2: /v2/models/MODEL/infer "
-        "(default: legacy, as the original script)",
+        help="; ".join(f"{name}: {protocols.get(name).summary}" for name in protocols.names())
+        + " (default: legacy, as the original script)",
     )
     parser.add_argument(
         "--seed",
@@ -123,32 +122,37 @@ def _add_prediction(kinds: argparse._SubParsersAction) -> None:
         "--endpoint",
         default=None,
         metavar="HOST",
-        help="legacy only: host[:port] written into each URL (default: "
+        help=f"{_only('endpoint_host')} only: host[:port] written into each URL (default: "
         "seldon-server; Iago keeps only path and query)",
     )
     parser.add_argument(
         "--key",
         metavar="KEY_OR_FILE",
-        help="legacy only, required there: the consumer key, or the file that "
-        "`seldon-cli -q keys --client-name C --scope js` writes",
+        help=f"{_only('consumer_key')} only, required there: the consumer key, or the file "
+        "that `seldon-cli -q keys --client-name C --scope js` writes",
     )
     parser.add_argument(
-        "--batch", type=whole(1), default=1, help="v1/v2: rows per request (default: 1)"
+        "--batch",
+        type=whole(1),
+        default=1,
+        help=f"{_only('batch')}: rows per request (default: 1)",
     )
     parser.add_argument(
         "--tensor",
         action="store_true",
-        help='v1: send {"data":{"tensor":{shape, values}}} instead of ndarray',
+        help=f"{_only('tensor')}: send " + '{"data":{"tensor":{shape, values}}} instead of ndarray',
     )
     parser.add_argument(
-        "--model", default=None, help="v2: model name in /v2/models/MODEL/infer (default: iris)"
+        "--model",
+        default=None,
+        help=f"{_only('model')}: model name in /v2/models/MODEL/infer (default: iris)",
     )
     parser.add_argument(
         "--output",
         action="append",
         default=[],
         metavar="NAME",
-        help="v2: ask for this output, repeatable (e.g. predict_proba)",
+        help=f"{_only('outputs')}: ask for this output, repeatable (e.g. predict_proba)",
     )
     parser.add_argument(
         "--seldon-model",
@@ -156,14 +160,15 @@ def _add_prediction(kinds: argparse._SubParsersAction) -> None:
         const="",
         default=None,
         metavar="NAME",
-        help="v2: add a Seldon-Model header for Seldon Core v2 routing (NAME, "
-        "or the model name when given alone; NAME.pipeline for a pipeline)",
+        help=f"{_only('seldon_model_header')}: add a Seldon-Model header for Seldon Core v2 "
+        "routing (NAME, or the model name when given alone; NAME.pipeline for a pipeline)",
     )
     parser.add_argument(
         "--input-name",
         default=None,
         metavar="NAME",
-        help="v2: name of the single input when all features are numbers (default: predict)",
+        help=f"{_only('input_name')}: name of the single input when all features are numbers "
+        "(default: predict)",
     )
     parser.set_defaults(func=cmd_replay_prediction, interrupted_note="no file was written")
 
@@ -173,16 +178,46 @@ def _feature_specs(texts: Sequence[str]) -> list[Any]:
     for index, text in enumerate(texts, 1):
         try:
             specs.append(json.loads(text))
-        except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if hasattr(exc, "colno") else str(exc)
+        except json.JSONDecodeError as exc:
+            detail = f"{exc.msg} at column {exc.colno}"
             raise CommandError(f"--feature {index}: not valid JSON ({detail})") from None
+        except (ValueError, RecursionError) as exc:
+            raise CommandError(f"--feature {index}: not valid JSON ({exc})") from None
     return specs
 
 
-def _not_for(protocol: str, given: list[tuple[str, bool]], allowed: str) -> None:
-    for flag, present in given:
-        if present:
-            raise CommandError(f"{flag} applies to --protocol {allowed} only, not {protocol}")
+_FLAGS = {
+    "consumer_key": "--key",
+    "endpoint_host": "--endpoint",
+    "batch": "--batch",
+    "tensor": "--tensor",
+    "model": "--model",
+    "outputs": "--output",
+    "seldon_model_header": "--seldon-model",
+    "input_name": "--input-name",
+}
+"""Each prediction option (`protocols.PredictionOptions`) as the command line spells it."""
+_NEEDED_HINTS = {"consumer_key": " (the consumer key, or the file `seldon-cli keys` writes)"}
+
+
+def _only(option: str) -> str:
+    """The protocols that take a prediction option, for help texts (e.g. ``v1/v2``)."""
+    return "/".join(protocols.accepting(option))
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    """The prediction options given on the command line, by option name."""
+    present = {
+        "consumer_key": args.key is not None,
+        "endpoint_host": args.endpoint is not None,
+        "batch": args.batch != 1,
+        "tensor": args.tensor,
+        "model": args.model is not None,
+        "outputs": bool(args.output),
+        "seldon_model_header": args.seldon_model is not None,
+        "input_name": args.input_name is not None,
+    }
+    return [option for option, given in present.items() if given]
 
 
 def cmd_replay_prediction(args: argparse.Namespace) -> int:
@@ -192,46 +227,25 @@ def cmd_replay_prediction(args: argparse.Namespace) -> int:
         raise CommandError("give --feature specs or --dataset, not both")
     if not args.feature and not args.dataset:
         raise CommandError("give at least one --feature spec, or a --dataset")
-    if protocol != "legacy":
-        _not_for(
-            protocol,
-            [("--key", args.key is not None), ("--endpoint", args.endpoint is not None)],
-            "legacy",
-        )
-    if protocol != "v1":
-        _not_for(protocol, [("--tensor", args.tensor)], "v1")
-    if protocol != "v2":
-        _not_for(
-            protocol,
-            [
-                ("--model", args.model is not None),
-                ("--output", bool(args.output)),
-                ("--seldon-model", args.seldon_model is not None),
-                ("--input-name", args.input_name is not None),
-            ],
-            "v2",
-        )
-    if protocol == "legacy" and args.batch != 1:
-        raise CommandError(
-            "--batch applies to --protocol v1 and v2; a legacy prediction carries one row"
-        )
     specs = _feature_specs(args.feature) if args.feature else None
-    layout = ""
+    columns = None
     if specs is not None:
         try:
             columns = parse_features(specs)
         except FeatureSpecError as exc:
             raise _feature_error(exc, args) from None
-        if protocol == "v2" and v2_layout(columns) != "single":
-            layout = "per-feature"
-    key = None
-    if protocol == "legacy":
-        if args.key is None:
-            raise CommandError(
-                "--protocol legacy needs --key (the consumer key, or the file "
-                "`seldon-cli keys` writes)"
-            )
-        key = _load_key(args.key)
+    try:
+        chosen = protocols.check_options(protocol, _given(args))
+    except ProtocolOptionError as exc:
+        flag = _FLAGS[exc.option]
+        if exc.missing:
+            hint = _NEEDED_HINTS.get(exc.option, "")
+            raise CommandError(f"--protocol {protocol} needs {flag}{hint}") from None
+        raise CommandError(
+            f"{flag} applies to --protocol {' and '.join(exc.accepted_by)} only, not {protocol}"
+        ) from None
+    layout = chosen.layout_note(columns) if columns is not None else ""
+    key = _load_key(args.key) if args.key is not None else None
     model = args.model or "iris"
     header = None
     if args.seldon_model is not None:
@@ -261,9 +275,7 @@ def cmd_replay_prediction(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot write {args.replay} ({exc.strerror})") from None
-    details = ([f"{args.batch} rows each"] if args.batch > 1 else []) + (
-        ["one input per feature"] if layout else []
-    )
+    details = ([f"{args.batch} rows each"] if args.batch > 1 else []) + ([layout] if layout else [])
     shown = f" ({', '.join(details)})" if details else ""
     print(f"wrote {replay.count} {protocol} prediction requests{shown} to {replay}")
     return 0
@@ -431,15 +443,9 @@ def _add_check(kinds: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_replay_check)
 
 
-def _expects_json(headers: Sequence[tuple[str, str]], body: bytes) -> bool:
-    for name, value in headers:
-        if name.lower() == "content-type":
-            return "json" in value.lower()
-    return body[:1] in (b"{", b"[")
-
-
 def check_replay(path: str | Path) -> tuple[Counter, list[tuple[int, str, str]]]:
-    """Requests per (method, path without query), and bad lines as (number, reason, text)."""
+    """Requests per (method, path without query), and bad lines as (number, reason, shown
+    text with secrets masked). A line is bad exactly when a run would refuse it."""
     source = str(path)
     counts: Counter = Counter()
     bad: list[tuple[int, str, str]] = []
@@ -450,24 +456,12 @@ def check_replay(path: str | Path) -> tuple[Counter, list[tuple[int, str, str]]]
     with handle:
         for number, raw in enumerate(handle, 1):
             try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                bad.append((number, "the line is not valid UTF-8", ""))
-                continue
-            try:
-                request = parse_line(text, number, source)
+                request = parse_raw_line(raw, number, source)
             except ReplayError as exc:
-                bad.append((number, exc.reason, text.strip()))
+                bad.append((number, exc.reason, exc.shown))
                 continue
-            if request is None:
-                continue
-            if request.body is not None and _expects_json(request.headers, request.body):
-                try:
-                    json.loads(request.body)
-                except ValueError as exc:
-                    bad.append((number, f"the body is not valid JSON ({exc})", text.strip()))
-                    continue
-            counts[(request.method, request.path.partition("?")[0])] += 1
+            if request is not None:
+                counts[(request.method, request.path.partition("?")[0])] += 1
     return counts, bad
 
 
@@ -483,7 +477,7 @@ def cmd_replay_check(args: argparse.Namespace) -> int:
     if bad:
         print("bad lines:")
         for number, reason, text in bad[: args.show]:
-            shown = f": {hide_keys(text[:120])!r}" if text else ""
+            shown = f": {hide_keys(text)!r}" if text else ""
             print(f"  line {number}: {hide_keys(reason)}{shown}")
         if len(bad) > args.show:
             print(f"  ... and {len(bad) - args.show} more")

@@ -1,0 +1,80 @@
+"""What carries the engine's requests: prepare each replay request once, then submit it.
+
+The engine knows nothing of the wire. A protocol names the transport that carries it (the
+HTTP/1.1 pool for Seldon's HTTP protocols; a gRPC channel would be another), and the engine
+asks it for three things only:
+
+* ``prepare(request)``: a replay request as a ready-to-send payload, built once per request
+  of the replay (not once per send: a cached replay is prepared once and looped);
+* ``submit(payload, callback, context)``: send now, or as soon as a connection is free, and
+  call ``callback(context, status, body, error_kind, written_at, done_at)`` exactly once;
+* ``close(reason)``: fail whatever is still pending with `reason` and let go of connections.
+
+The engine binds ``submit`` once, so a transport adds no call per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .http_pool import HttpPool
+
+if TYPE_CHECKING:
+    from .endpoint import SeldonEndpoint
+    from .engine import EngineSettings
+    from .replay import ReplayRequest
+
+
+Callback = Callable[[Any, "int | None", bytes, "str | None", float, float], None]
+"""on_done(context, status, body, error_kind, written_at, done_at): once per submitted payload;
+a status whenever there is no error kind."""
+
+
+class Transport(Protocol):
+    """A carrier of prepared requests to one endpoint, driven from the run's event loop."""
+
+    def prepare(self, request: ReplayRequest) -> Any:
+        """The request as this transport sends it; raises ValueError for what it cannot."""
+        ...
+
+    def submit(self, payload: Any, callback: Callback, context: object) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+
+TransportFactory = Callable[["SeldonEndpoint", "EngineSettings"], Transport]
+"""How a protocol builds its transport for an endpoint, inside the run's event loop."""
+
+
+class HttpTransport(HttpPool):
+    """The HTTP/1.1 keep-alive pool, sending prebuilt request bytes with the endpoint's headers.
+
+    A replay line's header replaces an endpoint header of the same name (in any case): the
+    line is the more specific of the two.
+    """
+
+    def __init__(self, endpoint: SeldonEndpoint, settings: EngineSettings) -> None:
+        super().__init__(
+            endpoint.base_url,
+            connections=settings.connections,
+            timeout=settings.timeout,
+            max_answer_bytes=settings.max_answer_bytes,
+            tls=settings.tls,
+            proxy=settings.proxy,
+        )
+        self.endpoint_headers: Mapping[str, str] = dict(endpoint.headers)
+
+    def prepare(self, request: ReplayRequest) -> bytes:
+        headers = self.endpoint_headers
+        if request.headers:
+            given = {name.lower() for name, _ in request.headers}
+            merged = {k: v for k, v in headers.items() if k.lower() not in given}
+            merged.update(request.headers)
+            headers = merged
+        return self.request_payload(request.method, request.path, headers, request.body)
+
+
+def http_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> Transport:
+    """The transport of Seldon's HTTP protocols (v2, v1, legacy)."""
+    return HttpTransport(endpoint, settings)
