@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
 from ..assertions import InvalidMeasurement
 from ..durations import format_ms
-from ..regression import METRICS, Comparison, compare_runs, parse_confidence, parse_tolerance
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
 from .arguments import CommandError, hide_keys, wrap
+
+if TYPE_CHECKING:  # the statistics (scipy) load when a comparison runs, not with the CLI
+    from ..regression import Comparison
 
 DEFAULT_METRICS = ("p50", "p99", "error_rate")
 """Shown even when not a failure criterion: context for the verdict."""
@@ -32,6 +35,8 @@ values, at --confidence) AND worse than the tolerance. Exit codes: 0 no regressi
 
 
 def _criterion(text: str) -> tuple[str, str]:
+    from ..regression import METRICS, parse_tolerance
+
     metric, separator, tolerance = text.partition(":")
     if not separator or metric.strip() not in METRICS:
         raise argparse.ArgumentTypeError(
@@ -45,6 +50,8 @@ def _criterion(text: str) -> tuple[str, str]:
 
 
 def _confidence(text: str) -> float:
+    from ..regression import parse_confidence
+
     try:
         return parse_confidence(float(text))
     except ValueError as exc:
@@ -136,6 +143,8 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Compare two saved sets of runs; exit 1 if any run regressed on a criterion."""
+    from ..regression import compare_runs
+
     baseline, current = _read(args.baseline), _read(args.current)
     criteria = dict(args.fail or [("p99", "10%")])
     shown = list(criteria) + [m for m in DEFAULT_METRICS if m not in criteria]
