@@ -112,7 +112,7 @@ def mutate(rng: random.Random, document: dict[str, Any]) -> str:
         elif roll < 0.62:
             parent[key] = rng.choice(["NAN", "INF", "-INF"])
         else:
-            parent[key] = rng.choice(ODD_VALUES)
+            parent[key] = copy.deepcopy(rng.choice(ODD_VALUES))
     text = json.dumps(data)
     text = text.replace('"DIGITS"', "9" * 5000)
     for name, literal in (("NAN", "NaN"), ("-INF", "-Infinity"), ("INF", "Infinity")):

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from . import hdr
@@ -116,9 +117,15 @@ class Window:
         return self._service
 
     def _packed(self) -> tuple[Packed, Packed]:
-        latency = self._latency_packed if self._latency is None else Packed.of(self._latency)
-        service = self._service_packed if self._service is None else Packed.of(self._service)
-        return latency, service
+        return _repacked(self._latency_packed, self._latency), _repacked(
+            self._service_packed, self._service
+        )
+
+    def latency_counts(self) -> np.ndarray:
+        """The latency slot counts as floats (hdr.slot_counts), without a live histogram."""
+        if self._latency is not None:
+            return hdr.slot_counts(self._latency)
+        return self._latency_packed.counts().astype(np.float64)
 
     def compact(self) -> list[HdrHistogram]:
         """Pack the histograms and let go of the live ones; returns those, emptied, for reuse."""
@@ -173,15 +180,18 @@ class Window:
 
     def statistics(self) -> dict[str, Any]:
         """What the timeline shows of the second (no histograms)."""
+        latency, service = self._packed()
+        p50, p99 = latency.percentiles_ms((50, 99))
+        service_p50, service_p99 = service.percentiles_ms((50, 99))
         return {
             "second": self.second,
             "sent": self.sent,
             "ok": self.ok,
             "errors": self.errors,
-            "p50": _json_float(self.p50),
-            "p99": _json_float(self.p99),
-            "service_p50": _json_float(self.service_p50),
-            "service_p99": _json_float(self.service_p99),
+            "p50": _json_float(p50),
+            "p99": _json_float(p99),
+            "service_p50": _json_float(service_p50),
+            "service_p99": _json_float(service_p99),
         }
 
     def to_dict(self, scratch: HdrHistogram | None = None) -> dict[str, Any]:
@@ -204,6 +214,14 @@ class Window:
             latency=Packed.decode(_read_str(data, "latency_hdr", where), f"{where}.latency_hdr"),
             service=Packed.decode(_read_str(data, "service_hdr", where), f"{where}.service_hdr"),
         )
+
+
+def _repacked(packed: Packed, live: HdrHistogram | None) -> Packed:
+    """The packed form of a window's histogram; a live one unchanged since it was unpacked
+    (counts only grow, so an equal total means equal counts) is not packed again."""
+    if live is None or live.get_total_count() == packed.total:
+        return packed
+    return Packed.of(live)
 
 
 def _json_float(value: float) -> float | None:
