@@ -23,12 +23,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from aiohttp import web
 from hdrh.histogram import HdrHistogram
 
+from . import hdr
 from .redact import redact_url
-from .result import new_histogram
 
 if TYPE_CHECKING:
     from .engine import ActiveRun
@@ -55,36 +54,12 @@ def _ms(microseconds: float) -> float:
     return round(microseconds / 1000.0, 3)
 
 
-_bucket_middles: np.ndarray | None = None
-
-
-def bucket_middles() -> np.ndarray:
-    """The middle value of every bucket of our histogram shape (computed once, ~50 ms):
-    hdrh's own mean walks every bucket in Python, tens of ms a call, too slow for a live loop."""
-    global _bucket_middles
-    if _bucket_middles is None:
-        shape = new_histogram()
-        middles = np.empty(shape.counts_len, dtype=np.float64)
-        for index in range(shape.counts_len):
-            value = shape.get_value_from_index(index)
-            low = shape.get_lowest_equivalent_value(value)
-            high = shape.get_highest_equivalent_value(value)
-            middles[index] = low + (high - low + 1) // 2
-        _bucket_middles = middles
-    return _bucket_middles
-
-
-def _mean_us(histogram: HdrHistogram, count: int) -> float:
-    counts = np.ctypeslib.as_array(histogram.counts)
-    return float(np.dot(counts.astype(np.float64), bucket_middles()) / count)
-
-
 def metric_summary(histogram: HdrHistogram) -> dict[str, float]:
     """Ostrich's metric shape from an HDR histogram of µs: percentile keys only when count > 0."""
     count = histogram.get_total_count()
     if not count:
         return {"count": 0}
-    mean = _mean_us(histogram, count)
+    mean = hdr.mean_us(histogram)
     values = histogram.get_percentile_to_value_dict([q for q, _ in PERCENTILES])
     summary: dict[str, float] = {
         "count": count,
@@ -96,26 +71,6 @@ def metric_summary(histogram: HdrHistogram) -> dict[str, float]:
     for q, key in PERCENTILES:
         summary[key] = _ms(values[q])
     return summary
-
-
-def histogram_difference(later: HdrHistogram, earlier: HdrHistogram) -> HdrHistogram:
-    """`later` minus `earlier` (a copy of it, taken before): the values recorded in between."""
-    difference = new_histogram()
-    counts = np.ctypeslib.as_array(later.counts).astype(np.int64) - np.ctypeslib.as_array(
-        earlier.counts
-    ).astype(np.int64)
-    np.clip(counts, 0, None, out=counts)
-    nonzero = np.flatnonzero(counts)
-    if nonzero.size:
-        np.ctypeslib.as_array(difference.counts)[:] = counts.astype(np.uint64)
-        difference.set_internal_tacking_values(int(nonzero[0]), int(nonzero[-1]), int(counts.sum()))
-    return difference
-
-
-def _copy(histogram: HdrHistogram) -> HdrHistogram:
-    copy = new_histogram()
-    copy.add(histogram)
-    return copy
 
 
 @dataclass
@@ -180,7 +135,7 @@ class AdminPort:
         self.tick = tick
         self.shutdown_requested = False
         self.url = ""
-        bucket_middles()  # now, not on the run's loop
+        hdr.slot_middles_us()  # now, not on the run's loop
         self._run: ActiveRun | None = None
         self._start: Snapshot | None = None
         self._previous: Snapshot | None = None
@@ -202,8 +157,8 @@ class AdminPort:
         return Snapshot(
             time.monotonic(),
             counters_of(run),
-            _copy(run.recorder.latency),
-            _copy(run.recorder.service),
+            hdr.copy(run.recorder.latency),
+            hdr.copy(run.recorder.service),
         )
 
     def _gauges(self) -> dict[str, float]:
@@ -270,8 +225,8 @@ class AdminPort:
         assert start is not None
         return (
             _difference(now.counters, start.counters),
-            histogram_difference(now.latency, start.latency),
-            histogram_difference(now.service, start.service),
+            hdr.difference(now.latency, start.latency),
+            hdr.difference(now.service, start.service),
             False,
         )
 
@@ -281,8 +236,8 @@ class AdminPort:
             if now.at - boundary.at >= period:
                 listener["complete"] = (
                     _difference(now.counters, boundary.counters),
-                    histogram_difference(now.latency, boundary.latency),
-                    histogram_difference(now.service, boundary.service),
+                    hdr.difference(now.latency, boundary.latency),
+                    hdr.difference(now.service, boundary.service),
                 )
                 listener["boundary"] = now
 
@@ -290,8 +245,8 @@ class AdminPort:
         now = self.snapshot()
         previous = self._previous or self._start
         assert previous is not None
-        latency = histogram_difference(now.latency, previous.latency)
-        service = histogram_difference(now.service, previous.service)
+        latency = hdr.difference(now.latency, previous.latency)
+        service = hdr.difference(now.service, previous.service)
         counts = _difference(now.counters, previous.counters)
         values = metric_summary(latency)
         service_values = metric_summary(service)

@@ -36,10 +36,12 @@ import numpy as np
 
 from .assertions import InvalidMeasurement, describe_run
 from .durations import format_ms, parse_budget_ms
+from .hdr import percentiles as hdr_percentiles
+from .hdr import slot_counts, slot_values_ms
 from .judgement import LAG, NOT_COMPARABLE, Judgement
 from .rank_test import ShiftEstimate, rank_shift, smallest_p
 from .report.json_report import SavedRunsError, read_saved_runs
-from .result import LoadResult, new_histogram
+from .result import LoadResult
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 METRICS = (*LATENCY_QUANTILES, "error_rate", "throughput")
@@ -126,42 +128,7 @@ def parse_confidence(confidence: float) -> float:
 
 # --- per-window values ----------------------------------------------------------------
 
-_HDR = new_histogram()
-
-
-def _slot_values_ms() -> np.ndarray:
-    """What HdrHistogram reports for a count in each slot (its highest equivalent value)."""
-    index = np.arange(_HDR.counts_len, dtype=np.int64)
-    half_magnitude = _HDR.sub_bucket_half_count_magnitude
-    half_count = _HDR.sub_bucket_half_count
-    bucket = (index >> half_magnitude) - 1
-    sub_bucket = (index & (half_count - 1)) + half_count
-    first = bucket < 0
-    sub_bucket[first] -= half_count
-    bucket[first] = 0
-    shift = bucket + _HDR.unit_magnitude
-    return ((sub_bucket << shift) + (np.int64(1) << shift) - 1) / 1000.0
-
-
-_SLOT_VALUES_MS = _slot_values_ms()
-
-
-def slot_counts(histogram) -> np.ndarray:
-    counts = np.ctypeslib.as_array(histogram.counts).astype(np.float64)
-    if counts.shape[0] < _SLOT_VALUES_MS.shape[0]:
-        counts = np.pad(counts, (0, _SLOT_VALUES_MS.shape[0] - counts.shape[0]))
-    return counts
-
-
-def hdr_percentiles(counts: np.ndarray, q: float, values: np.ndarray | None = None) -> np.ndarray:
-    """HdrHistogram's percentile (the value of rank round(q% of n)) of each row of slot counts;
-    nan for an empty row. Vectorised: a timeline's worth at once. `values` names the columns
-    when `counts` holds only some slots (by default, every slot in order)."""
-    values = _SLOT_VALUES_MS if values is None else values
-    total = counts.sum(axis=-1)
-    target = np.maximum(np.floor(q / 100.0 * total + 0.5), 1.0)
-    index = np.argmax(np.cumsum(counts, axis=-1) >= target[..., None] - 0.5, axis=-1)
-    return np.where(total > 0, values[index], np.nan)
+_SLOT_VALUES_MS = slot_values_ms()
 
 
 def window_seconds(result: LoadResult) -> int:

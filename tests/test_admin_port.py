@@ -14,11 +14,12 @@ import requests
 from servers import EveryNthFails, ServerThread
 
 from pytest_seldon_load import RunInterrupted, SeldonEndpoint, run_load
-from pytest_seldon_load.admin_port import AdminPort, histogram_difference, metric_summary
+from pytest_seldon_load.admin_port import AdminPort, metric_summary
+from pytest_seldon_load.hdr import difference as histogram_difference
+from pytest_seldon_load.hdr import new_histogram
 from pytest_seldon_load.iago.scraper import StatsScraper
 from pytest_seldon_load.iago.stats import OstrichStats, result_from_stats
 from pytest_seldon_load.replay import write_replay
-from pytest_seldon_load.result import new_histogram
 
 PERCENTILE_KEYS = {"p50", "p90", "p95", "p99", "p999", "p9999"}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
 from ..durations import format_ms
 from ..regression import (
@@ -20,6 +21,9 @@ from ..regression import (
 )
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
 from .arguments import CommandError, hide_keys, wrap
+
+if TYPE_CHECKING:
+    pass
 
 DEFAULT_METRICS = ("p50", "p99", "error_rate")
 """Shown even when not a failure criterion: context for the verdict."""

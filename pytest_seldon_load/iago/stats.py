@@ -206,16 +206,44 @@ class SummaryLoadResult(LoadResult):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SummaryLoadResult:
+    def from_dict(cls, data: Any) -> SummaryLoadResult:
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"not a load result: expected a JSON object, got {type(data).__name__}"
+            )
+        if data.get("kind") != KIND:
+            raise ValueError(f"not a load result: kind is not {KIND!r}")
         base = {k: v for k, v in data.items() if k != "timeline"}
         result = super().from_dict(base)
         assert isinstance(result, SummaryLoadResult)
+        summary = data.get("latency_summary", {})
+        notes = data.get("notes", [])
+        polls = data.get("timeline", [])
+        if not isinstance(summary, dict) or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in summary.values()
+        ):
+            raise ValueError("not a load result: latency_summary: expected an object of numbers")
+        if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+            raise ValueError("not a load result: notes: expected a list of text")
+        if not isinstance(polls, list) or not all(isinstance(p, dict) for p in polls):
+            raise ValueError("not a load result: timeline: expected a list of objects")
         result.latency_summary = {
-            str(k): float(v) for k, v in data.get("latency_summary", {}).items() if v is not None
+            str(k): _finite(v, f"latency_summary.{k}") for k, v in summary.items() if v is not None
         }
-        result.notes = [str(n) for n in data.get("notes", [])]
-        result.polls = [dict(p) for p in data.get("timeline", [])]
+        result.notes = list(notes)
+        result.polls = [dict(p) for p in polls]
         return result
+
+
+def _finite(value: float, where: str) -> float:
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"not a load result: {where}: out of range")
+    return number
 
 
 def result_from_stats(

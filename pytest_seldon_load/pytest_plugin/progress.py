@@ -24,10 +24,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import numpy as np
 import pytest
+from hdrh.histogram import HdrHistogram
 
+from .. import hdr
 from ..durations import format_ms
 from ..engine import ActiveRun, Companion
-from ..regression import hdr_percentiles
 
 REFRESH_S = 0.5
 CLEAR_TO_END = "\x1b[K"
@@ -79,15 +80,15 @@ class TerminalLine:
 class RecentLatency:
     """The p99 of the answers recorded since the previous look (not since the start)."""
 
-    def __init__(self, histogram) -> None:
-        self._counts = np.ctypeslib.as_array(histogram.counts)
+    def __init__(self, histogram: HdrHistogram) -> None:
+        self._counts = hdr.counts_view(histogram)
         self._previous = self._counts.copy()
 
     def p99(self) -> float:
         now = self._counts.copy()
-        recent = (now - self._previous).astype(np.float64)
+        recent = now.astype(np.float64) - self._previous
         self._previous = now
-        return float(hdr_percentiles(recent, 99.0))
+        return float(hdr.percentiles(recent, 99.0))
 
 
 def progress_text(run: ActiveRun, label: str, recent_p99: float, now: float) -> str:
@@ -185,7 +186,8 @@ def terminal_progress(config: pytest.Config) -> LiveProgress | None:
         return int(getattr(writer, "width_of_current_line", 0) or 0)
 
     def flush() -> None:
-        with contextlib.suppress(Exception):
-            reporter.flush()
+        if reporter is not None:
+            with contextlib.suppress(Exception):
+                reporter.flush()
 
     return LiveProgress(fd, column, flush)
