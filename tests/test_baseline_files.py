@@ -103,7 +103,7 @@ def test_damaged_parts_are_named_with_file_and_field(tmp_path, capsys):
     document["tests"]["t::b"]["result"]["timeline"] = []
     write_baseline(path, document)
     saved = read_baseline(path)
-    with pytest.raises(BaselineUnreadable, match=r"timeline\[2\]\.latency_hdr: a damaged"):
+    with pytest.raises(BaselineUnreadable, match=r"timeline\[2\]\.latency_hdr: not a histogram"):
         saved.result("t::a")
     empty = saved.result("t::b")
     verdict = judge_regression(empty, empty)

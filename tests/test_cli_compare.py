@@ -164,4 +164,7 @@ def test_interrupted_and_summary_only_results_are_reported_not_tracebacks(tmp_pa
     broken = json.loads(full.to_json()) | {"duration": "NaN"}
     (tmp_path / "broken.json").write_text(json.dumps(broken).replace('"NaN"', "NaN"))
     assert main(["compare", str(tmp_path / "full.json"), str(tmp_path / "broken.json")]) == 2
-    assert "duration: must be a number >= 0" in capsys.readouterr().err
+    assert (
+        "broken.json: the result: not a load result: duration: out of range"
+        in capsys.readouterr().err
+    )
