@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_writer
+from .atomic import atomic_write_json
 from .result import LoadResult
 
 SCHEMA = "pytest-seldon-load/baseline/1"
@@ -256,11 +256,7 @@ def build_baseline(
 
 def write_baseline(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
     """Write atomically: readers see the old baseline or the new one, never a part."""
-    target = Path(path)
-    with atomic_writer(target) as handle:
-        json.dump(document, handle, separators=(",", ":"))
-        handle.write("\n")
-    return target
+    return atomic_write_json(path, document)
 
 
 def read_baseline(path: str | os.PathLike[str], name: str | None = None) -> Baseline:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..assertions import describe_run
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_output_path
 from ..durations import duration_option
 from ..endpoint import PROTOCOLS, SeldonEndpoint
 from ..engine import EngineSettings, RunInterrupted, run_load
@@ -208,9 +208,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _write(path: str | None, result: LoadResult) -> None:
     if path:
         try:
-            atomic_write_text(path, result.to_json(indent=2))
+            atomic_write_text(path, result.to_json(indent=2), option="--out")
         except OSError as exc:
-            raise CommandError(f"--out: cannot write {path} ({exc.strerror})") from None
+            raise CommandError(
+                str(exc) if exc.strerror is None else f"--out: cannot write {path} ({exc.strerror})"
+            ) from None
         print(f"result written to {path}")
 
 
@@ -223,6 +225,11 @@ def _summary(result: LoadResult, heading: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C."""
     headers = dict(args.header)
+    if args.out:
+        try:  # before the run: a bad --out fails now, not after an hour of load
+            check_output_path(args.out, "--out")
+        except OSError as exc:
+            raise CommandError(str(exc)) from None
     try:
         endpoint = SeldonEndpoint(
             args.url, protocol=args.protocol, model=args.model, headers=headers, name="--url"
@@ -288,6 +295,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError(
             "--" + message if message.startswith(("arrival:", "ramp")) else message
         ) from None
+    _summary(result, "done:")  # first: a failed write must not lose the summary too
     _write(args.out, result)
-    _summary(result, "done:")
     return 0
