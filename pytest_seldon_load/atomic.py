@@ -16,6 +16,7 @@ partial file. The one writer of the project, with its rules for where it may wri
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import stat
@@ -28,6 +29,8 @@ from typing import IO, Any
 _PART_SUFFIX = ".part"
 STALE_AFTER_S = 10.0
 """A temporary file of a dead writer untouched this long is stale (not one still renaming)."""
+ABANDONED_AFTER_S = 3600.0
+"""Any temporary file untouched this long is stale: an older version's, another host's."""
 
 
 class OutputPathError(OSError):
@@ -109,28 +112,28 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_parts(target: Path) -> list[Path]:
-    """Remove ``.NAME.PID.*.part`` files beside `target` whose writing process is gone."""
+    """Remove ``.NAME.PID.*.part`` files beside `target` whose writing process is gone.
+
+    The process id is this host's; a file of a process that seems alive, or that names none,
+    is removed once untouched for an hour (no write takes that long).
+    """
     removed: list[Path] = []
     now = time.time()
     prefix = f".{target.name}."
     try:
-        candidates = list(target.parent.glob(f"{glob_escape(prefix)}*{_PART_SUFFIX}"))
+        candidates = list(target.parent.glob(f"{glob.escape(prefix)}*{_PART_SUFFIX}"))
     except OSError:
         return removed
     for candidate in candidates:
         pid_text = candidate.name[len(prefix) :].split(".", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
-            continue
+        writer_alive = pid_text.isdigit() and _pid_alive(int(pid_text))
         with contextlib.suppress(OSError):
-            if now - candidate.stat().st_mtime < STALE_AFTER_S:
+            untouched = now - candidate.stat().st_mtime
+            if untouched < STALE_AFTER_S or (writer_alive and untouched < ABANDONED_AFTER_S):
                 continue
             candidate.unlink()
             removed.append(candidate)
     return removed
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _current_umask() -> int:

@@ -13,6 +13,7 @@ import pytest
 from servers import ServerThread, by_path
 
 from pytest_seldon_load.atomic import (
+    ABANDONED_AFTER_S,
     STALE_AFTER_S,
     OutputPathError,
     atomic_write_json,
@@ -150,8 +151,13 @@ def test_temporary_files_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_p
     old = time.time() - STALE_AFTER_S - 60
     for part in (dead, live, other):
         os.utime(part, (old, old))
+    older_version = tmp_path / ".out.json.k2x9q1zz.part"
+    abandoned = tmp_path / f".out.json.{os.getpid()}.mno111.part"
+    for part in (older_version, abandoned):
+        part.write_text("half")
+        os.utime(part, (old - ABANDONED_AFTER_S, old - ABANDONED_AFTER_S))
     check_output_path(target, "--out")
-    assert not dead.exists()
+    assert not dead.exists() and not older_version.exists() and not abandoned.exists()
     assert fresh_dead.exists(), "a dead writer's file may still be being renamed"
     assert live.exists() and other.exists()
     dead.write_text("half")
