@@ -105,3 +105,36 @@ def test_url_credentials_and_an_authorization_header_are_refused_together():
     with pytest.raises(ValueError, match="give the credentials one way") as raised:
         SeldonEndpoint("http://u:hunter2-pw@127.0.0.1:9000", headers={"authorization": "x"})
     assert "hunter2-pw" not in str(raised.value)
+
+
+def test_test_ids_and_failure_reports_carry_no_secret(pytester, monkeypatch):
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_ids="""
+import os
+import pytest
+
+KEYS = os.environ["SECRET_KEYS"].split(",")
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda key: f"token={key}")
+def test_by_id(key):
+    assert key != KEYS[1]
+
+@pytest.mark.parametrize("consumer_key", KEYS)
+def test_by_name(consumer_key):
+    print("using", consumer_key)
+    assert False
+"""
+    )
+    monkeypatch.setenv("SECRET_KEYS", "FiRsTkEy-9911,SeCoNdKeY-9922")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", "-rA", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=3)
+    shown = result.stdout.str() + result.stderr.str() + (pytester.path / "junit.xml").read_text()
+    assert "FiRsTkEy-9911" not in shown and "SeCoNdKeY-9922" not in shown, shown
+    # Four distinct, masked ids: colliding ones get a suffix.
+    for nodeid in (
+        "test_by_id[token=***] PASSED",
+        "test_by_id[token=***-2] FAILED",
+        "test_by_name[consumer_key=***",
+    ):
+        assert nodeid in result.stdout.str(), result.stdout.str()
