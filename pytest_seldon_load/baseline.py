@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import os
 import platform
 import re
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_writer
+from .atomic import atomic_write_json
 from .result import LoadResult
 from .saved_result import SavedResultError, load_json, result_from_saved
 
@@ -287,11 +286,7 @@ def build_baseline(
 
 def write_baseline(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
     """Write atomically: readers see the old baseline or the new one, never a part."""
-    target = Path(path)
-    with atomic_writer(target) as handle:
-        json.dump(document, handle, separators=(",", ":"))
-        handle.write("\n")
-    return target
+    return atomic_write_json(path, document)
 
 
 def read_baseline(path: str | os.PathLike[str], name: str | None = None) -> Baseline:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from . import protocols
-from .redact import SECRET_HEADERS, redact_headers, redact_url
+from .redact import SECRET_HEADERS, redact_headers, redact_url, register_secret
 
 PROTOCOLS = protocols.names()
 """The registered protocols' names (`pytest_seldon_load.protocols`), in registration order."""
@@ -24,7 +25,8 @@ class SeldonEndpoint:
     `base_url` may carry a path prefix (an ingress route such as
     ``http://ingress/seldon/<namespace>/<deployment>``); replay paths are appended to it.
     `headers` go with every request (a ``Seldon-Model`` route, an ``Authorization`` token)
-    and are redacted wherever the endpoint is shown.
+    and are redacted wherever the endpoint is shown. A URL's ``user:password@`` is sent as
+    HTTP Basic auth (an ``Authorization`` header) and removed from `base_url`.
     """
 
     base_url: str
@@ -49,9 +51,23 @@ class SeldonEndpoint:
                 "base URL must look like http://host:port[/prefix], "
                 f"got {redact_url(self.base_url)!r}"
             )
+        headers = dict(self.headers)
+        if "@" in parts.netloc:  # user:password@ becomes HTTP Basic auth, masked everywhere
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            if any(name.lower() == "authorization" for name in headers):
+                raise ValueError(
+                    f"{redact_url(self.base_url)!r} carries user:password and an Authorization "
+                    "header is given too: give the credentials one way"
+                )
+            credentials = unquote(userinfo).encode("utf-8")
+            token = base64.b64encode(credentials).decode("ascii")
+            for secret in (unquote(userinfo.partition(":")[2]), token, userinfo):
+                register_secret(secret)
+            headers["Authorization"] = f"Basic {token}"
+            object.__setattr__(self, "base_url", parts._replace(netloc=hostport).geturl())
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        _check_headers(self.headers)
-        object.__setattr__(self, "headers", MappingProxyType(dict(self.headers)))
+        _check_headers(headers)
+        object.__setattr__(self, "headers", MappingProxyType(headers))
 
     @property
     def infer_path(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..atomic import check_output_path
 from ..report.html import render_report, write_report
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
 from ..result import LoadResult
@@ -41,6 +42,10 @@ def _read(path: str) -> SavedRuns:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of saved results."""
+    try:
+        check_output_path(args.output, "--output")
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
     saved = _read(args.results)
     overlays: dict[str, LoadResult] = {}
     if args.baseline:
@@ -61,7 +66,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.output, page)
     except OSError as exc:
-        raise CommandError(f"cannot write {args.output} ({exc.strerror})") from None
+        raise CommandError(
+            f"--output: cannot write {args.output} ({exc.strerror or exc})"
+        ) from None
     shown = f", {len(overlays)} with their baseline" if overlays else ""
     print(f"wrote {hide_keys(str(path))}: {len(saved.runs)} runs{shown}")
     return 0

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..assertions import describe_run
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_output_path
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, SeldonEndpoint
 from ..engines import ENGINES, EngineContext, EngineError
@@ -188,9 +188,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 def _write(path: str | None, result: LoadResult) -> None:
     if path:
         try:
-            atomic_write_text(path, result.to_json(indent=2))
+            atomic_write_text(path, result.to_json(indent=2), option="--out")
         except OSError as exc:
-            raise CommandError(f"--out: cannot write {path} ({exc.strerror})") from None
+            raise CommandError(
+                str(exc) if exc.strerror is None else f"--out: cannot write {path} ({exc.strerror})"
+            ) from None
         print(f"result written to {path}")
 
 
@@ -203,6 +205,11 @@ def _summary(result: LoadResult, heading: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C or SIGTERM."""
     headers = dict(args.header)
+    if args.out:
+        try:  # before the run: a bad --out fails now, not after an hour of load
+            check_output_path(args.out, "--out")
+        except OSError as exc:
+            raise CommandError(str(exc)) from None
     try:
         endpoint = SeldonEndpoint(
             args.url, protocol=args.protocol, model=args.model, headers=headers, name="--url"
@@ -268,6 +275,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    _summary(result, "done:")  # first: a failed write must not lose the summary too
     _write(args.out, result)
-    _summary(result, "done:")
     return 0

@@ -8,6 +8,7 @@ from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS
 from ..report.terminal import write_summary
+from . import masking
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
     RUNNER_KEY,
     engine_registry,
@@ -113,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_engine_option(config)
     session_runs(config)
     config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
+    config.pluginmanager.register(masking, "seldon-load-masking")
 
 
 def _check_engine_option(config: pytest.Config) -> None:

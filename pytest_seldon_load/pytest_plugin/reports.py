@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..assertions import describe_run
+from ..atomic import check_output_path
 from ..baseline import (
     DEFAULT_DIRECTORY,
     DEFAULT_NAME,
@@ -190,6 +191,15 @@ class Reporting:
         self.notes: list[tuple[str, bool]] = []
         self.failed_writes = False
         self.started = now_iso()
+        outputs = {"--load-json": self.json_path, "--load-html": self.html_path}
+        if self.save_name:
+            outputs["--load-baseline-save"] = str(baseline_path(self.directory, self.save_name))
+        for option, path in outputs.items():
+            if path and not _is_worker(config):
+                try:  # now, not after the session's load has run
+                    check_output_path(path, option)
+                except OSError as exc:
+                    raise pytest.UsageError(str(exc)) from None
         session_runs(config).keep_histograms = bool(
             self.save_name or self.json_path or self.html_path
         )

@@ -6,14 +6,13 @@ other two saved forms: a baseline file, and a single result (``result.to_json()`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_writer
+from ..atomic import atomic_write_json
 from ..baseline import RUN_FIELDS, BaselineError, parse_baseline
 from ..baseline import SCHEMA as BASELINE_SCHEMA
 from ..result import SCHEMA as RESULT_SCHEMA
@@ -39,11 +38,7 @@ def session_document(
 
 
 def write_session_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
-    target = Path(path)
-    with atomic_writer(target) as handle:
-        json.dump(document, handle, separators=(",", ":"))
-        handle.write("\n")
-    return target
+    return atomic_write_json(path, document)
 
 
 @dataclass
