@@ -47,9 +47,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if masked == item.nodeid:
             continue
         callspec = getattr(item, "callspec", None)
-        for value in callspec.params.values() if callspec is not None else ():
-            if isinstance(value, str) and value in item.nodeid and value not in masked:
-                register_secret(value)  # the parameter a masked id showed: mask its value too
+        for name, value in callspec.params.items() if callspec is not None else ():
+            # A secret-named parameter's value is masked wherever it shows. Other values stay
+            # readable: registering every value of a masked id would mask ordinary words.
+            if isinstance(value, str) and is_secret_name(name) and value in item.nodeid:
+                register_secret(value)
         seen.discard(item.nodeid)
         masked = _distinct(masked, seen)
         seen.add(masked)
