@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 
 _UNITS_IN_MS = {
+    "ns": 0.000_001,
     "us": 0.001,
     "µs": 0.001,
     "ms": 1.0,
@@ -23,38 +24,55 @@ _UNITS_IN_MS = {
     "min": 60_000.0,
     "h": 3_600_000.0,
 }
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zµ]*)\s*$")
+_NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([a-zµ]*)\s*$")
+# Go's and k6's compound form: every part has a unit ("1h2m3.5s", "1m30s").
+_COMPOUND = re.compile(rf"^\s*(?:{_NUMBER}[a-zµ]+)+\s*$")
+_PART = re.compile(rf"({_NUMBER})([a-zµ]+)")
+_UNIT_NAMES = "ns, us, ms, s, m, h"
 
 
 def _parse(value: float | int | str | None, default_unit: str, what: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"{what}: expected a number or a string like '50ms', got {value!r}")
+        raise ValueError(f"{_prefix(what)}expected a number or a string like '50ms', got {value!r}")
     if isinstance(value, (int, float)):
-        number, unit = float(value), default_unit
+        total = float(value) * _UNITS_IN_MS[default_unit]
     elif isinstance(value, str):
-        match = _QUANTITY.match(value)
-        if not match:
-            raise ValueError(
-                f"{what}: cannot read {value!r}; write a number with a unit, "
-                f"like '750us', '50ms', '0.2s' or '2m'"
-            )
-        number, unit = float(match.group(1)), match.group(2) or default_unit
+        total = _parse_text(value, default_unit, what)
+    else:
+        raise ValueError(f"{_prefix(what)}expected a number or a string like '50ms', got {value!r}")
+    if not math.isfinite(total) or total < 0:
+        raise ValueError(f"{_prefix(what)}must be a finite, non-negative quantity, got {value!r}")
+    return total
+
+
+def _parse_text(value: str, default_unit: str, what: str) -> float:
+    """Milliseconds in `value`: one number with an optional unit, or unit-tagged parts."""
+    match = _QUANTITY.match(value)
+    if match:
+        parts = [(match.group(1), match.group(2) or default_unit)]
+    elif _COMPOUND.match(value):
+        parts = _PART.findall(value.strip())
+    else:
+        raise ValueError(
+            f"{_prefix(what)}cannot read {value!r}; write a number with a unit, "
+            f"like '750us', '50ms', '0.2s', '2m' or '1m30s'"
+        )
+    total = 0.0
+    for number, unit in parts:
         if unit not in _UNITS_IN_MS:
             raise ValueError(
-                f"{what}: unknown unit {match.group(2)!r} in {value!r}; use one of us, ms, s, m, h"
+                f"{_prefix(what)}unknown unit {unit!r} in {value!r}; use one of {_UNIT_NAMES}"
             )
-    else:
-        raise ValueError(f"{what}: expected a number or a string like '50ms', got {value!r}")
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{what}: must be a finite, non-negative quantity, got {value!r}")
-    return number * _UNITS_IN_MS[unit]
+        total += float(number) * _UNITS_IN_MS[unit]
+    return total
 
 
 def parse_budget_ms(value: float | int | str, what: str = "budget") -> float:
     """A latency budget in milliseconds; bare numbers are milliseconds."""
     ms = _parse(value, "ms", what)
     if ms == 0:
-        raise ValueError(f"{what}: a latency budget of zero can never be met ({value!r})")
+        raise ValueError(f"{_prefix(what)}a latency budget of zero can never be met ({value!r})")
     return ms
 
 
@@ -63,17 +81,17 @@ def parse_duration_s(value: float | int | str, what: str = "duration") -> float:
     return _parse(value, "s", what) / 1000.0
 
 
-def duration_option(option: str, *, allow_zero: bool = False) -> Callable[[str], float]:
-    """An argparse `type` for a duration option: seconds, or a usage error naming `option`."""
+def duration_option(*, allow_zero: bool = False) -> Callable[[str], float]:
+    """An argparse `type` for a duration option: seconds ("90", "1m30s", "500ms"), or a usage
+    error (argparse, or the pytest option helper, names the option)."""
 
     def parse(text: str) -> float:
         try:
-            value = parse_duration_s(text, option)
+            value = parse_duration_s(text, "")
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        if value < 0 or (value == 0 and not allow_zero):
-            rule = "must not be negative" if allow_zero else "must be positive"
-            raise argparse.ArgumentTypeError(f"{option} {rule}, got {text!r}")
+        if value == 0 and not allow_zero:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
         return value
 
     parse.__name__ = "duration"

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from urllib.parse import unquote, urlsplit
 
 from . import protocols
-from .redact import SECRET_HEADERS, redact_headers, redact_url, register_secret
+from .redact import SECRET_HEADERS, redact_headers, redact_text, redact_url, register_secret
 
 PROTOCOLS = protocols.names()
 """The registered protocols' names (`pytest_seldon_load.protocols`), in registration order."""
@@ -116,3 +116,14 @@ def _check_headers(headers: Mapping[str, str]) -> None:
         if name.lower() in seen:
             raise ValueError(f"header {name} is given twice")
         seen.add(name.lower())
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``NAME:VALUE`` (a header option) as a pair, or ValueError saying what is wrong."""
+    name, colon, value = text.partition(":")
+    name = name.strip()
+    if not colon or not name or any(c.isspace() for c in name):
+        raise ValueError(
+            f"expected NAME:VALUE such as Seldon-Model:iris, got {redact_text(text)!r}"
+        )
+    return name, value.strip()

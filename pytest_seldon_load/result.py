@@ -310,6 +310,8 @@ class LoadResult:
     engine: str = "embedded"
     corrected: bool = True
     interrupted: bool = False
+    aborted: str = ""
+    """Why a rule stopped the run early (``--abort-on-error-rate``); empty if none did."""
     label: str = ""
     target: str = ""
     arrival: str = ""
@@ -416,6 +418,7 @@ class LoadResult:
             merged.unsent += part.unsent
             merged.retries += part.retries
             merged.interrupted = merged.interrupted or part.interrupted
+            merged.aborted = merged.aborted or part.aborted
             for code, n in part.status_codes.items():
                 merged.status_codes[code] = merged.status_codes.get(code, 0) + n
             for kind, n in part.error_kinds.items():
@@ -453,6 +456,7 @@ class LoadResult:
             "kept_up": self.kept_up,
             "corrected": self.corrected,
             "interrupted": self.interrupted,
+            "aborted": self.aborted,
             "lag_accepted": self.lag_accepted,
             "late_sends": self.health.late_sends,
             "max_lag_ms": round(self.health.max_lag_ms, 3),
@@ -552,6 +556,7 @@ class LoadResult:
             engine=_read_str(data, "engine", default="embedded"),
             corrected=_read_bool(data, "corrected", default=True),
             interrupted=_read_bool(data, "interrupted"),
+            aborted=_read_str(data, "aborted"),
             label=_read_str(data, "label"),
             target=_read_str(data, "target"),
             arrival=_read_str(data, "arrival"),

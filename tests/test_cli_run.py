@@ -4,7 +4,9 @@ server on 127.0.0.1, its admin port read while it runs, Ctrl-C and kill keeping 
 from __future__ import annotations
 
 import os
+import pty
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from servers import V2_OK, ServerThread, fixed
+from servers import V2_OK, ServerThread, delayed, fixed
 
 from pytest_seldon_load import LoadResult
 from pytest_seldon_load.cli import main
@@ -154,7 +156,7 @@ def test_a_stopped_run_keeps_what_it_measured(server, replay, tmp_path, how):
         ),
         (
             ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--duration", "soon"],
-            "argument --duration: --duration: cannot read 'soon'",
+            "argument --duration: cannot read 'soon'",
         ),
         (
             ["--url", "ftp://x", "--replay", "{replay}", "--rate", "5"],
@@ -190,7 +192,7 @@ def test_a_stopped_run_keeps_what_it_measured(server, replay, tmp_path, how):
         ),
         (
             ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--timeout", "0"],
-            "argument --timeout: --timeout must be positive, got '0'",
+            "argument --timeout: must be positive, got '0'",
         ),
         (
             ["--url", "{url}", "--replay", "{replay}", "--rate", "5", "--seed", "abc"],
@@ -224,6 +226,151 @@ def test_bad_input_is_one_line_naming_the_option(
     )
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1, error
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"seldon-load {version('pytest-seldon-load')}"
+
+
+def _run(url: str, replay: Path, *extra: str) -> int:
+    return main(["run", "--url", url, "--replay", str(replay), "--rate", "20", "--duration",
+                 "1s", *extra])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def slow_server():
+    with ServerThread(delayed(0.03)) as running:
+        yield running
+
+
+def test_thresholds_that_hold_exit_zero(slow_server, replay, capsys):
+    code = _run(
+        slow_server.url,
+        replay,
+        "--threshold",
+        "p99<2s",
+        "--threshold",
+        "p(99.9)<2s",
+        "--threshold",
+        "error_rate<0.01",
+        "--threshold",
+        "throughput>5",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for text in ("p99<2s", "p(99.9)<2s", "error_rate<0.01", "throughput>5"):
+        assert re.search(rf"^  ok +{re.escape(text)}$", out, re.MULTILINE), out
+
+
+def test_a_broken_threshold_exits_one_with_the_budgets_words(slow_server, replay, capsys):
+    """The server takes 30 ms: a 5 ms p99 is broken, judged as the pytest budget judges."""
+    code = _run(
+        slow_server.url, replay, "--threshold", "p99<5ms", "--threshold", "error_rate<0.5",
+        "--allow-lag",
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    broken = r"BROKEN +p99<5ms +p99 latency \S+ is over its budget of 5\.00ms"
+    assert re.search(broken, captured.out), captured.out
+    assert re.search(r"^  ok +error_rate<0\.5$", captured.out, re.MULTILINE)
+    assert "1 of 2 thresholds broken" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("p99>50ms", ["ceiling", "p99<50ms"]),
+        ("throughput<100", ["floor", "throughput>100"]),
+        ("p99<fast", ["cannot read 'fast'"]),
+        ("latency<5ms", ["unknown budget 'latency'"]),
+        ("p99 50ms", ["expected METRIC<VALUE"]),
+        ("error_rate<2", ["between 0 and 1"]),
+    ],
+)
+def test_a_bad_threshold_is_a_usage_error(server, replay, capsys, text, words):
+    assert _run(server.url, replay, "--threshold", text) == 2
+    error = capsys.readouterr().err
+    assert "argument --threshold" in error
+    for word in words:
+        assert word in error, error
+
+
+def test_a_run_where_every_request_failed_says_so_and_exits_one(replay, capsys):
+    with ServerThread(fixed(404, b'{"error":"no route"}')) as missing:
+        code = _run(missing.url, replay)
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "ERROR: every request failed (20 of 20: http_404 ×20)" in captured.err
+
+
+def test_abort_on_error_rate_stops_the_run_and_the_result_says_so(replay, tmp_path, capsys):
+    out = tmp_path / "aborted.json"
+    with ServerThread(fixed(500, b'{"error":"down"}')) as failing:
+        code = main(
+            ["run", "--url", failing.url, "--replay", str(replay), "--rate", "40",
+             "--duration", "60s", "--abort-on-error-rate", "50%", "--out", str(out)]
+        )  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1, captured.out
+    assert "ABORTED: error rate 100.0%" in captured.err
+    result = LoadResult.from_json(out.read_text())
+    assert "exceeded --abort-on-error-rate 0.5" in result.aborted
+    assert result.interrupted and result.duration < 60
+    assert result.summary()["aborted"] == result.aborted
+
+
+def test_abort_on_error_rate_leaves_a_healthy_run_alone(server, replay, tmp_path):
+    out = tmp_path / "whole.json"
+    assert _run(server.url, replay, "--abort-on-error-rate", "0", "--out", str(out)) == 0
+    result = LoadResult.from_json(out.read_text())
+    assert not result.aborted and result.requests == 20
+
+
+@pytest.mark.parametrize("rate", ["1", "100%", "-0.1", "lots"])
+def test_abort_rate_must_be_a_fraction_below_one(server, replay, capsys, rate):
+    assert _run(server.url, replay, "--abort-on-error-rate", rate) == 2
+    assert "argument --abort-on-error-rate" in capsys.readouterr().err
+
+
+def _output_through_a_terminal(*args: str) -> str:
+    """`seldon-load run` with its stdout on a pseudo-terminal, as a person sees it."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_seldon_load.cli", "run", *args],
+        stdout=secondary,
+        stderr=subprocess.STDOUT,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the other side closed: the process is done
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(20) == 0, b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+PROGRESS_LINE = re.compile(r"seldon-load run +\d+\.\d/2s +sent \d+ +\d+/s of 20/s +p99 ")
+
+
+def test_live_progress_shows_on_a_terminal_only(server, replay):
+    args = ("--url", server.url, "--replay", str(replay), "--rate", "20", "--duration", "2s")
+    seen = _output_through_a_terminal(*args)
+    assert PROGRESS_LINE.search(seen), seen
+    assert "done:" in seen
+    quiet = _output_through_a_terminal(*args, "--no-progress")
+    assert "done:" in quiet and not PROGRESS_LINE.search(quiet), quiet
+    run = Run(*args)
+    code, piped = run.finish()
+    assert code == 0 and "done:" in piped and not PROGRESS_LINE.search(piped), piped
 
 
 # --- the image's start-load-test.sh -----------------------------------------------------

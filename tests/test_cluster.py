@@ -390,7 +390,7 @@ def test_a_failed_deployment_errors_the_test_with_its_status(
 def test_cluster_options_are_checked_and_named(inner):
     bad = inner.runpytest("--seldon-ingress=ingress.example.com")
     assert bad.ret != 0
-    bad.stderr.fnmatch_lines(["*--seldon-ingress must look like http://host*"])
+    bad.stderr.fnmatch_lines(["*--seldon-ingress: must look like http://host*"])
     bad = inner.runpytest("--seldon-consumer-keys=keys")
     bad.stderr.fnmatch_lines(["*--seldon-consumer-keys: expected secret/NAME or configmap/NAME*"])
     bad = inner.runpytest("--iago-node-selector=role")

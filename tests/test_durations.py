@@ -40,6 +40,48 @@ def test_duration_parses(value, expected_s):
     assert parse_duration_s(value) == pytest.approx(expected_s, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("value", "expected_s"),
+    [
+        ("1m30s", 90.0),
+        ("2h", 7200.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("1h2m3.5s", 3723.5),
+        ("1m0.5s", 60.5),
+        ("1s500ms", 1.5),
+        ("90m", 5400.0),
+        ("300ns", 3e-7),
+        (" 1m30s ", 90.0),
+    ],
+)
+def test_go_and_k6_durations_parse(value, expected_s):
+    assert parse_duration_s(value) == pytest.approx(expected_s, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "names"),
+    [
+        ("1m30", ["'1m30'", "cannot read"]),  # Go refuses a part without its unit, so do we
+        ("1m 30s", ["'1m 30s'", "cannot read"]),
+        ("1m-30s", ["'1m-30s'"]),
+        ("1x30s", ["unknown unit 'x'", "ns, us, ms, s, m, h"]),
+        ("m30s", ["'m30s'"]),
+    ],
+)
+def test_bad_compound_durations_are_refused_naming_the_part(value, names):
+    with pytest.raises(ValueError) as info:
+        parse_duration_s(value, "--load-timeout")
+    message = str(info.value)
+    assert message.startswith("--load-timeout: ")
+    for name in names:
+        assert name in message, message
+
+
+def test_compound_budgets_read_like_durations():
+    assert parse_budget_ms("1s250ms") == 1250.0
+
+
 def test_same_string_means_the_same_in_budgets_and_durations():
     assert parse_budget_ms("1.5s") == parse_duration_s("1.5s") * 1000
 

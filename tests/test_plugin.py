@@ -226,24 +226,25 @@ def test_lag_errors(seldon_endpoint, replay_file, load_run):
 
 def test_options_are_grouped_and_validated(pytester: pytest.Pytester):
     help_text = pytester.runpytest("--help").stdout.str()
-    section = help_text.split("seldon-load (load tests of Seldon deployments):", 1)[1]
+    target = help_text.split("seldon-load target (", 1)[1].split("seldon-load load (", 1)[0]
+    for option in ("--seldon-url", "--seldon-protocol", "--seldon-model", "--seldon-header"):
+        assert option in target, option
+    load = help_text.split("seldon-load load (", 1)[1].split("seldon-load cluster (", 1)[0]
     for option in (
-        "--seldon-url",
-        "--seldon-protocol",
-        "--seldon-model",
         "--load-scale",
         "--load-rate-scale",
         "--load-engine",
+        "--load-timeout",
         "--load-allow-lag",
     ):
-        assert option in section, option
+        assert option in load, option
     bad = pytester.runpytest("--load-scale=0")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     assert "argument --load-scale: must be a positive number, got '0'" in bad.stderr.str()
     for option, message in (
         ("--load-rate-scale=nan", "argument --load-rate-scale: must be a positive number"),
         ("--load-connections=0", "argument --load-connections: must be at least 1, got 0"),
-        ("--load-timeout=0", "argument --load-timeout: --load-timeout must be positive"),
+        ("--load-timeout=0", "argument --load-timeout: must be positive, got '0'"),
         ("--seldon-local-extra-latency=-1", "must be a number >= 0, got '-1'"),
     ):
         bad = pytester.runpytest(option)

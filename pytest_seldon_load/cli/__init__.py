@@ -3,8 +3,9 @@
 Each command module has an ``add_command(commands)`` that declares it on the top-level
 subparsers and sets ``func``, a function taking the parsed arguments and returning an exit
 code, and may set ``interrupted_note``, said after "interrupted" on Ctrl-C.
-Exit codes: 0 success, 1 a check found problems, 2 bad input (one line on stderr naming the
-problem), 130 interrupted. Nothing printed ever shows a consumer key.
+Exit codes: 0 success, 1 a check found problems (a regression, a broken threshold, a run
+where every request failed or that was aborted, nothing compared), 2 bad input (one line
+on stderr naming the problem), 130 interrupted. Nothing printed ever shows a consumer key.
 """
 
 from __future__ import annotations
@@ -30,11 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Performance regression testing for Seldon model deployments.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {installed_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     for add in COMMANDS:
         add(commands)
     return parser
+
+
+def installed_version() -> str:
+    """The installed distribution's version (one source of truth: pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-seldon-load")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -207,6 +207,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"\nonly in current (not compared): {', '.join(only_current)}")
     if not pairs:
         print("\nno run is in both: nothing compared")
+        return 1
     print()
     if not_judged:
         print(f"not judged in {len(not_judged)} comparison(s):")

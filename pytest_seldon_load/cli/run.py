@@ -8,13 +8,18 @@ come from its options (slow-start Poisson, admin port 9994), its run length from
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..assertions import describe_run
+from ..assertions import describe_run, parse_error_rate
 from ..atomic import atomic_write_text, check_output_path
 from ..durations import duration_option, number_option
-from ..endpoint import PROTOCOLS, SeldonEndpoint
+from ..endpoint import PROTOCOLS, SeldonEndpoint, parse_header
+from ..engine import ActiveRun, Companion
 from ..engines import ENGINES, EngineContext, EngineError
 from ..interrupts import RunInterrupted
 from ..pacer import ARRIVALS
@@ -22,7 +27,12 @@ from ..plan import EngineSettings, PlanError, RunPlan
 from ..redact import SECRET_HEADERS, redact_url
 from ..replay import ReplayError, ReplayFile
 from ..result import LoadResult
+from .abort import WINDOW_S, ErrorRateAbort
 from .arguments import CommandError, hide_keys, seed, wrap
+from .thresholds import judge, threshold
+
+if TYPE_CHECKING:
+    from ..pytest_plugin.progress import LiveProgress
 
 DEFAULT_DURATION = "1h"
 
@@ -42,10 +52,20 @@ latency in client/request_latency_ms is measured from the intended send time.
 
 
 def _header(text: str) -> tuple[str, str]:
-    name, colon, value = text.partition(":")
-    if not colon or not name.strip() or " " in name.strip():
-        raise argparse.ArgumentTypeError(f"expected Name:value, got {text!r}")
-    return name.strip(), value.strip()
+    try:
+        return parse_header(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _abort_rate(text: str) -> float:
+    try:
+        rate = parse_error_rate(text, "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(": ")) from None
+    if rate >= 1.0:
+        raise argparse.ArgumentTypeError(f"must be below 1 (100%), got {text!r}")
+    return rate
 
 
 def _port(text: str) -> int:
@@ -87,7 +107,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--duration",
-        type=duration_option("--duration"),
+        type=duration_option(),
         default=DEFAULT_DURATION,
         metavar="D",
         help=f"measured run length, e.g. 30s, 10m (default: "
@@ -95,7 +115,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--warmup",
-        type=duration_option("--warmup", allow_zero=True),
+        type=duration_option(allow_zero=True),
         default=0.0,
         metavar="D",
         help="sent but not counted, before --duration (default: 0)",
@@ -109,7 +129,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ramp",
-        type=duration_option("--ramp", allow_zero=True),
+        type=duration_option(allow_zero=True),
         default=None,
         metavar="D",
         help="ramp length (slow-start-poisson: 240s by default)",
@@ -145,7 +165,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=duration_option("--timeout"),
+        type=duration_option(),
         default=10.0,
         metavar="D",
         help="per-request timeout (default: 10s)",
@@ -177,6 +197,35 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="address the admin port listens on (default: 127.0.0.1; 0.0.0.0 in a pod)",
     )
     parser.add_argument(
+        "--threshold",
+        type=threshold,
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="a pass/fail rule, repeatable, as k6 writes them: p99<50ms, p(99.9)<200ms, "
+        "max<1s, error_rate<0.01, throughput>100; judged like a pytest budget; any broken: "
+        "exit 1",
+    )
+    parser.add_argument(
+        "--allow-lag",
+        action="store_true",
+        help="judge thresholds even when the generator fell behind its schedule (by default "
+        "such a measurement breaks them as invalid)",
+    )
+    parser.add_argument(
+        "--abort-on-error-rate",
+        type=_abort_rate,
+        default=None,
+        metavar="RATE",
+        help=f"stop early when more than RATE (0.5 or 50%%) of the answers of the last "
+        f"{WINDOW_S:g}s failed; the result says aborted, exit 1",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live progress line (it shows only when stdout is a terminal)",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         metavar="PATH",
@@ -203,7 +252,8 @@ def _summary(result: LoadResult, heading: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run one load; exit 0 when it ran (budgets are for pytest), 130 on Ctrl-C or SIGTERM."""
+    """Run one load; exit 0 when it ran and every --threshold held; 1 when a threshold broke,
+    no request succeeded or --abort-on-error-rate stopped it; 130 on Ctrl-C or SIGTERM."""
     headers = dict(args.header)
     if args.out:
         try:  # before the run: a bad --out fails now, not after an hour of load
@@ -253,19 +303,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"admin port: {url}/stats.json  {url}/graph/", flush=True)
 
         admin = AdminPort(args.admin_port, args.admin_host, on_listening=listening)
+    abort = ErrorRateAbort(args.abort_on_error_rate) if args.abort_on_error_rate else None
     print(
         f"running {plan.rate:g} req/s ({plan.arrival}) for {plan.warmup:g}s warm-up + "
         f"{plan.duration:g}s against {redact_url(endpoint.base_url)}",
         flush=True,
     )
+    progress = None if args.no_progress else _terminal_progress()
+    companions = [admin, abort, progress.companion("seldon-load run") if progress else None]
     try:
-        result = engine.run(endpoint, replay, plan, companion=admin)
+        result = engine.run(endpoint, replay, plan, companion=_together(companions))
     except RunInterrupted as interrupted:
-        _write(args.out, interrupted.result)
+        result = interrupted.result
+        if abort is not None and abort.reason:
+            result.aborted = abort.reason
+            _write(args.out, result)
+            _summary(result, "aborted; measured until then:")
+            print(f"ABORTED: {abort.reason}", file=sys.stderr)
+            _judge_thresholds(result, args)
+            return 1
+        _write(args.out, result)
         if admin is not None and admin.shutdown_requested:
-            _summary(interrupted.result, "stopped through the admin port's /shutdown.json:")
+            _summary(result, "stopped through the admin port's /shutdown.json:")
             return 0
-        _summary(interrupted.result, "interrupted; measured until then:")
+        _summary(result, "interrupted; measured until then:")
         return 130
     except ReplayError as exc:
         raise CommandError(f"--replay: {exc}") from None
@@ -275,6 +336,73 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.close()
     _summary(result, "done:")  # first: a failed write must not lose the summary too
     _write(args.out, result)
-    return 0
+    failed_everything = _say_if_everything_failed(result)
+    thresholds_held = _judge_thresholds(result, args)
+    return 1 if failed_everything or not thresholds_held else 0
+
+
+def _terminal_progress() -> LiveProgress | None:
+    """The pytest plugin's live line, on stdout when it is a terminal (never in a pipe)."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+        fd = os.dup(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return None
+    from ..pytest_plugin.progress import LiveProgress
+
+    return LiveProgress(fd, flush=sys.stdout.flush)
+
+
+def _together(companions: list[Companion | None]) -> Companion | None:
+    """One companion entering each of `companions` (the admin port, the abort rule, ...)."""
+    present = [c for c in companions if c is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    @contextlib.asynccontextmanager
+    async def all_of(run: ActiveRun) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for companion in present:
+                await stack.enter_async_context(companion(run))
+            yield
+
+    return all_of
+
+
+def _say_if_everything_failed(result: LoadResult) -> bool:
+    """A run where no request succeeded measured nothing of the model: say so, loudly."""
+    if result.ok or not result.errors:
+        return False
+    kinds = ", ".join(
+        f"{kind} ×{n}" for kind, n in sorted(result.error_kinds.items(), key=lambda kv: -kv[1])
+    )
+    print(
+        f"\nERROR: every request failed ({result.errors} of {result.errors}: {kinds}); "
+        f"the latencies above are of failures. Check --url (and its route prefix), "
+        f"--protocol, --model and --header against what the server expects.",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _judge_thresholds(result: LoadResult, args: argparse.Namespace) -> bool:
+    """Print each threshold's verdict; True when all held (or none was given)."""
+    if not args.threshold:
+        return True
+    verdicts = judge(result, args.threshold, allow_lag=args.allow_lag)
+    print("thresholds:")
+    for verdict in verdicts:
+        word = "ok" if verdict.passed else ("INVALID" if verdict.invalid else "BROKEN")
+        detail = f"  {hide_keys(verdict.detail)}" if verdict.detail else ""
+        print(f"  {word:<7} {verdict.threshold.text}{detail}")
+    broken = sum(not v.passed for v in verdicts)
+    if broken:
+        print(f"{broken} of {len(verdicts)} thresholds broken", file=sys.stderr)
+    sys.stdout.flush()
+    return not broken

@@ -1,129 +1,123 @@
 """The cluster side of the plugin: Kubernetes-backed fixtures and the Iago runner.
 
-Options (group "seldon-load"): where the cluster is (``--seldon-kubeconfig``, ``--seldon-context``,
-``--seldon-namespace``), how deployments are reached (``--seldon-deployment``,
-``--seldon-ingress``, ``--seldon-wait``, ``--seldon-consumer-keys``) and how the Iago pod runs
-(``--iago-*``). Fixtures: ``seldon_cluster`` and ``iago`` (session: the runner the ``iago``
-engine of `engines` asks the session for), and ``seldon_pod_transport``, the seam a conftest
-overrides to run pods' commands elsewhere.
-The Kubernetes client is imported only when a cluster fixture is used.
+Options (the cluster and Iago sections of --help, each an ini key too): where the cluster is
+(``--seldon-kubeconfig``, ``--seldon-context``, ``--seldon-namespace``), how deployments are
+reached (``--seldon-deployment``, ``--seldon-ingress``, ``--seldon-wait``,
+``--seldon-consumer-keys``) and how the Iago pod runs (``--iago-*``). Fixtures:
+``seldon_cluster`` and ``iago`` (session: the runner the ``iago`` engine of `engines` asks the
+session for), and ``seldon_pod_transport``, the seam a conftest overrides to run pods'
+commands elsewhere.
+The Kubernetes client is imported only when a cluster fixture is used; it comes with the
+``cluster`` extra, and without it the cluster fixtures skip (or fail, when a cluster was asked
+for) saying how to install it.
 """
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from ..durations import duration_option
-
-GROUP_DESCRIPTION = "seldon-load (load tests of Seldon deployments)"
-
-
-def _url(option: str):
-    def parse(text: str) -> str:
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise argparse.ArgumentTypeError(
-                f"{option} must look like http://host[:port][/prefix], got {text!r}"
-            )
-        return text.rstrip("/")
-
-    return parse
+from ..redact import redact_url
+from .options import add_option, group
 
 
-def _labels(option: str):
-    def parse(text: str) -> dict[str, str]:
-        from ..iago.pod import parse_labels
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"must look like http://host[:port][/prefix], got {redact_url(text)!r}")
+    return text.rstrip("/")
 
-        try:
-            return parse_labels(text, option)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    return parse
+def _labels(text: str) -> dict[str, str]:
+    from ..iago.pod import parse_labels
+
+    return parse_labels(text, "")
 
 
 def _key_source(text: str) -> str:
     from ..cluster.seldon_cluster import parse_key_source
 
-    try:
-        parse_key_source(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    parse_key_source(text)
     return text
 
 
 def _target(text: str) -> str:
-    from ..cluster.resources import UnknownKind, parse_target
+    from ..cluster.resources import parse_target
 
-    try:
-        parse_target(text)
-    except UnknownKind as exc:
-        raise argparse.ArgumentTypeError(f"--seldon-deployment: {exc}") from None
+    parse_target(text)
     return text
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"--iago-admin-port must be in 1..65535, got {text!r}")
+        raise ValueError(f"must be in 1..65535, got {text!r}")
     return int(text)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("seldon-load", GROUP_DESCRIPTION)
-    add = group.addoption
-    add(
+    cluster = group(parser, "cluster")
+    iago = group(parser, "iago")
+    add_option(
+        cluster,
         "--seldon-kubeconfig",
-        default=None,
+        env="SELDON_LOAD_KUBECONFIG",
         metavar="PATH",
         help="kubeconfig of the cluster running Seldon (enables seldon_cluster)",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-context",
-        default=None,
+        env="SELDON_LOAD_CONTEXT",
         metavar="NAME",
         help="kubeconfig context (default: the current one; with no --seldon-kubeconfig, of "
         "$KUBECONFIG or ~/.kube/config)",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-namespace",
-        default=None,
+        env="SELDON_LOAD_NAMESPACE",
         metavar="NS",
         help="namespace of the SeldonDeployments (default: the context's, else 'default')",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-deployment",
-        default=None,
+        env="SELDON_LOAD_DEPLOYMENT",
         metavar="[KIND/]NAME",
         type=_target,
         help="make seldon_endpoint this resource of the cluster (unless --seldon-url): NAME or "
         "sdep/NAME (Core 1), model/NAME, pipeline/NAME, experiment/NAME (Core 2)",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-mesh-service",
         default="seldon-mesh",
         metavar="NAME",
         help="Core 2's mesh Service, port-forwarded when no --seldon-ingress. Default: seldon-mesh",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-ingress",
-        default=None,
+        env="SELDON_LOAD_INGRESS",
         metavar="URL",
-        type=_url("--seldon-ingress"),
+        type=_url,
         help="Istio/Ambassador ingress: deployments are reached at URL/seldon/<ns>/<name> "
         "(default: status.address.url if it answers from here, else a port-forward)",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-wait",
         default=300.0,
         metavar="DURATION",
-        type=duration_option("--seldon-wait"),
+        type=duration_option(),
         help="how long seldon_cluster.deployment() waits for state Available. Default: 5m",
     )
-    add(
+    add_option(
+        cluster,
         "--seldon-consumer-keys",
         default=None,
         metavar="secret/NAME|configmap/NAME",
@@ -131,82 +125,111 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where seldon_cluster.consumer_key(client) reads legacy seldon-server keys: one "
         "entry per client (the key, or `seldon-cli keys` JSON)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-image",
         default=None,
         metavar="IMAGE",
         help="image of the Iago pod (default: seldon-load-iago:latest, built from "
         "docker/Dockerfile; Seldon's Iago image works too)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-pod-selector",
         default=None,
         metavar="KEY=VALUE[,...]",
-        type=_labels("--iago-pod-selector"),
+        type=_labels,
         help="use an existing running pod with these labels (deploy/iago.yaml: app=iago) "
         "instead of creating one",
     )
-    add(
+    add_option(
+        iago,
         "--iago-node-selector",
         default=None,
         metavar="KEY=VALUE[,...]",
-        type=_labels("--iago-node-selector"),
+        type=_labels,
         help="node selector of the created pod (Seldon's iago.json used role=iago)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-namespace",
         default=None,
         metavar="NS",
         help="namespace of the Iago pod (default: the cluster's)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-data-claim",
         default=None,
         metavar="PVC",
         help="mount this PersistentVolumeClaim at /seldon-data (default: an emptyDir)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-workdir",
         default="/seldon-data",
         metavar="PATH",
         help="where replays are uploaded in the pod. Default: /seldon-data",
     )
-    add(
+    add_option(
+        iago,
         "--iago-target",
         default=None,
         metavar="URL",
-        type=_url("--iago-target"),
+        type=_url,
         help="the target as the pod sees it (default: the deployment's in-cluster address)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-ramp",
         default=240.0,
         metavar="DURATION",
-        type=duration_option("--iago-ramp"),
+        type=duration_option(),
         help="slow-start ramp when the arrival is slow-start-poisson and load_run gives no "
         "ramp. Default: 240s (Iago's)",
     )
-    add(
+    add_option(
+        iago,
         "--iago-poll",
         default=5.0,
         metavar="DURATION",
-        type=duration_option("--iago-poll"),
+        type=duration_option(),
         help="how often the admin port's /stats.json is read (the timeline). Default: 5s",
     )
-    add(
+    add_option(
+        iago,
         "--iago-admin-port",
         default=9994,
         metavar="PORT",
         type=_port,
         help="the pod's admin port. Default: 9994",
     )
-    add(
+    add_option(
+        iago,
         "--iago-startup-timeout",
         default=120.0,
         metavar="DURATION",
-        type=duration_option("--iago-startup-timeout"),
+        type=duration_option(),
         help="how long the pod and its admin port may take to come up. Default: 2m",
     )
+
+
+INSTALL_HINT = "pip install 'pytest-seldon-load[cluster]'"
+
+
+def _require_kubernetes(config: pytest.Config) -> None:
+    """Without the Kubernetes client: fail if a cluster was asked for, else skip."""
+    if importlib.util.find_spec("kubernetes") is not None:
+        return
+    message = f"seldon_cluster needs the Kubernetes client: {INSTALL_HINT}"
+    asked = [
+        flag
+        for flag in ("--seldon-kubeconfig", "--seldon-context", "--seldon-deployment")
+        if config.getoption(flag.lstrip("-").replace("-", "_"))
+    ]
+    if asked:
+        pytest.fail(f"{message} (asked for by {', '.join(asked)})", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -220,9 +243,10 @@ def seldon_pod_transport() -> Any:
 def seldon_cluster(pytestconfig: pytest.Config, seldon_pod_transport: Any):
     """A Kubernetes cluster running Seldon Core: ``.deployment(name)`` → an endpoint once
     Available; ``.consumer_key(client)``. Skipped when no cluster is configured."""
+    option = pytestconfig.getoption
+    _require_kubernetes(pytestconfig)
     from ..cluster.kube import NOT_CONFIGURED, ClusterError, KubeSettings, connect
 
-    option = pytestconfig.getoption
     settings = KubeSettings(
         kubeconfig=option("seldon_kubeconfig"),
         context=option("seldon_context"),

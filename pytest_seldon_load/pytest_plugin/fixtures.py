@@ -113,6 +113,7 @@ def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config)
             url,
             protocol=pytestconfig.getoption("seldon_protocol"),
             model=pytestconfig.getoption("seldon_model"),
+            headers=dict(pytestconfig.getoption("seldon_header", default=None) or ()),
             name="--seldon-url",
         )
     return request.getfixturevalue("seldon_local")

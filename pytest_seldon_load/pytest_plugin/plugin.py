@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
 from ..durations import duration_option, number_option
-from ..endpoint import PROTOCOLS
+from ..endpoint import PROTOCOLS, parse_header
+from ..redact import SECRET_HEADERS, redact_url, register_secret
 from ..report.terminal import write_summary
 from . import masking
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
@@ -18,6 +21,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin
     seldon_endpoint,
     seldon_local,
 )
+from .options import add_option, group, resolve_options
 from .run_registry import attach_to_report, collect_from_report, session_runs
 
 OUTCOME_KEY = pytest.StashKey[str]()
@@ -30,28 +34,45 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("seldon-load", "seldon-load (load tests of Seldon deployments)")
-    group.addoption(
+    target = group(parser, "target")
+    add_option(
+        target,
         "--seldon-url",
-        default=None,
+        env="SELDON_LOAD_URL",
+        type=_url,
         metavar="URL",
         help="base URL of the Seldon server under test (default: start a local "
         "MLServer); may include a route prefix such as /seldon/ns/name",
     )
-    group.addoption(
+    add_option(
+        target,
         "--seldon-protocol",
+        env="SELDON_LOAD_PROTOCOL",
         default="v2",
         choices=PROTOCOLS,
         help="protocol of --seldon-url: v2 (Open Inference), v1 (Seldon Core) or "
         "legacy (seldon-server JS API). Default: v2",
     )
-    group.addoption(
+    add_option(
+        target,
         "--seldon-model",
+        env="SELDON_LOAD_MODEL",
         default="iris",
         metavar="NAME",
         help="model name for V2 paths (/v2/models/NAME/infer). Default: iris",
     )
-    group.addoption(
+    add_option(
+        target,
+        "--seldon-header",
+        action="append",
+        env="SELDON_LOAD_HEADERS",
+        type=parse_header,
+        metavar="NAME:VALUE",
+        help="a header sent with every request to --seldon-url, repeatable (a mesh reached "
+        "by URL needs Seldon-Model:NAME); in the environment, one per line",
+    )
+    add_option(
+        target,
         "--seldon-local-extra-latency",
         default=0.0,
         metavar="MS",
@@ -59,7 +80,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="make the local MLServer's model this many ms slower (to see a "
         "regression caught). Default: 0",
     )
-    group.addoption(
+    load = group(parser, "load")
+    add_option(
+        load,
         "--load-scale",
         default=1.0,
         metavar="FACTOR",
@@ -67,35 +90,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="multiply every load duration (duration, warm-up, ramp) by FACTOR, "
         "e.g. 0.1 for a quick pre-merge run. Default: 1",
     )
-    group.addoption(
+    add_option(
+        load,
         "--load-rate-scale",
         default=1.0,
         metavar="FACTOR",
         type=number_option(),
         help="multiply every load rate by FACTOR. Default: 1",
     )
-    group.addoption(
+    add_option(
+        load,
         "--load-engine",
         default="embedded",
         metavar="NAME",
         help="what generates the load: embedded (the in-process open-loop engine), iago (an "
         "Iago pod in the cluster), or an engine another package adds. Default: embedded",
     )
-    group.addoption(
+    add_option(
+        load,
         "--load-connections",
         default=64,
         metavar="N",
         type=number_option(whole=True),
         help="keep-alive connections (and in-flight requests) per load run. Default: 64",
     )
-    group.addoption(
+    add_option(
+        load,
         "--load-timeout",
         default="10s",
         metavar="DURATION",
-        type=duration_option("--load-timeout"),
-        help="per-request timeout, e.g. 2s or 500ms. Default: 10s",
+        type=duration_option(),
+        help="per-request timeout, e.g. 2s, 500ms or 1m30s. Default: 10s",
     )
-    group.addoption(
+    add_option(
+        load,
         "--load-allow-lag",
         action="store_true",
         default=False,
@@ -104,7 +132,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _url(text: str) -> str:
+    parts = urlsplit(text)
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"must look like http://host[:port][/prefix], got {redact_url(text)!r}")
+    return text
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """First, so every plugin hook and fixture reads resolved option values."""
+    resolve_options(config)
+    _hide_secret_headers(config)
     config.addinivalue_line(
         "markers",
         "load(rate=None, duration=None, warmup=None, budgets=None, **load_run_options): a load "
@@ -115,6 +154,12 @@ def pytest_configure(config: pytest.Config) -> None:
     session_runs(config)
     config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
     config.pluginmanager.register(masking, "seldon-load-masking")
+
+
+def _hide_secret_headers(config: pytest.Config) -> None:
+    for name, value in config.getoption("seldon_header"):
+        if name.lower() in SECRET_HEADERS and value:
+            register_secret(value)
 
 
 def _check_engine_option(config: pytest.Config) -> None:

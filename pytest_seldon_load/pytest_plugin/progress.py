@@ -21,14 +21,17 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pytest
-from hdrh.histogram import HdrHistogram
 
 from .. import hdr
 from ..durations import format_ms
 from ..engine import ActiveRun, Companion
+
+if TYPE_CHECKING:  # the command line shows progress too, without importing pytest
+    import pytest
+    from hdrh.histogram import HdrHistogram
 
 REFRESH_S = 0.5
 CLEAR_TO_END = "\x1b[K"

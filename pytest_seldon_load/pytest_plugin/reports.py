@@ -84,8 +84,12 @@ def _name(option: str):
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("seldon-load", "seldon-load (load tests of Seldon deployments)")
-    group.addoption(
+    from .options import add_option, group
+
+    baselines = group(parser, "baselines")
+    reports = group(parser, "reports")
+    add_option(
+        baselines,
         "--load-baseline-save",
         nargs="?",
         const=DEFAULT_NAME,
@@ -96,7 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"{DEFAULT_NAME}), written at the end of the session. Use the = form: "
         f"--load-baseline-save=main",
     )
-    group.addoption(
+    add_option(
+        baselines,
         "--load-baseline-compare",
         nargs="?",
         const=DEFAULT_NAME,
@@ -106,42 +111,47 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"compare every load run with its run in baseline NAME (default name: "
         f"{DEFAULT_NAME}); a significant change beyond --load-baseline-fail fails the test",
     )
-    group.addoption(
+    add_option(
+        baselines,
         "--load-baseline-dir",
         default=DEFAULT_DIRECTORY,
         metavar="DIR",
         help=f"where baselines are kept, one NAME.json each. Default: {DEFAULT_DIRECTORY}",
     )
-    group.addoption(
+    add_option(
+        baselines,
         "--load-baseline-fail",
         action="append",
-        default=[],
         metavar="METRIC:TOLERANCE",
         type=_criterion,
         help="what counts as a regression, repeatable: METRIC (p50, p90, p95, p99, p999, "
         "error_rate, throughput) significantly worse by more than TOLERANCE (10%% relative; "
         "5ms; for error_rate 0.5%% means points). Default: p99:10%%",
     )
-    group.addoption(
+    add_option(
+        baselines,
         "--load-baseline-missing",
         default="warn",
         choices=("warn", "error"),
         help="when the compared baseline is missing or unreadable: warn and compare nothing "
         "(default), or stop with an error",
     )
-    group.addoption(
+    add_option(
+        reports,
         "--load-json",
         default=None,
         metavar="PATH",
         help="write every load result of the session, histograms included, to PATH",
     )
-    group.addoption(
+    add_option(
+        reports,
         "--load-html",
         default=None,
         metavar="PATH",
         help="write one self-contained HTML report with charts of every load run to PATH",
     )
-    group.addoption(
+    add_option(
+        reports,
         "--load-no-progress",
         action="store_true",
         default=False,
