@@ -62,6 +62,15 @@ def _optional(read: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else read(value)
 
 
+def _instance_of(kind: type, how: str) -> Callable[[Any], Any]:
+    def read(value: Any) -> Any:
+        if value is not None and not isinstance(value, kind):
+            raise ValueError(f"must be a {kind.__name__} ({how}), got {value!r}")
+        return value
+
+    return read
+
+
 def _normalise(instance: object, rules: Mapping[str, Callable[[Any], Any]]) -> None:
     """Read each field through its rule and store the normalised value (frozen or not)."""
     for name, read in rules.items():
@@ -100,6 +109,8 @@ class EngineSettings:
                 "part": lambda v: parse_count(v, "part", least=0),
                 "parts": lambda v: parse_count(v, "parts"),
                 "max_answer_bytes": lambda v: parse_count(v, "max_answer_bytes"),
+                "tls": _instance_of(TlsSettings, "TlsSettings(ca_bundle=...)"),
+                "proxy": _instance_of(HttpProxy, 'HttpProxy("http://host:port")'),
             },
         )
         if not self.part < self.parts:
@@ -200,7 +211,17 @@ class RunPlan:
         )
 
 
-SETTINGS_OPTIONS = frozenset({"connections", "max_in_flight", "timeout", "lag_threshold_ms"})
+SETTINGS_OPTIONS = frozenset(
+    {
+        "connections",
+        "max_in_flight",
+        "timeout",
+        "lag_threshold_ms",
+        "max_answer_bytes",
+        "tls",
+        "proxy",
+    }
+)
 """The `EngineSettings` fields a test or the command line sets by name."""
 RUN_OPTIONS = (frozenset(f.name for f in fields(RunPlan)) - {"settings"}) | SETTINGS_OPTIONS
 """Every option name `RunPlan.from_options` reads (the `load_run` vocabulary)."""

@@ -637,3 +637,76 @@ def test_contradicting_settings_are_refused_at_once(pki):
         TlsSettings(client_key=pki.client_key)
     with pytest.raises(TlsSettingsError, match="contradict"):
         TlsSettings(ca_bundle=pki.ca_file, insecure=True)
+
+
+# --- the pytest options ------------------------------------------------------------------
+SECURED_SUITE = """
+import pytest
+
+@pytest.mark.load(rate=20, duration="1s", budgets={"error_rate": 0})
+def test_secured(load_run, seldon_endpoint, replay_file):
+    features = [{"name": f"x{i}", "type": "numeric", "min": 0, "max": 1} for i in range(4)]
+    replay = replay_file.prediction(seldon_endpoint, features)
+    result = load_run(seldon_endpoint, replay)
+    print("ERROR-KINDS", dict(result.error_kinds))
+"""
+
+
+def test_the_options_reach_a_tls_target_with_a_ca_bundle_and_a_bearer_token(
+    pki, pytester, monkeypatch
+):
+    seen = Seen()
+    pytester.makepyfile(SECURED_SUITE)
+    monkeypatch.setenv("INGRESS_TOKEN", TOKEN)
+    with served_from_a_thread(seen.handle, server_context(pki)) as url:
+        result = pytester.runpytest(
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            f"--seldon-url={url}",
+            f"--seldon-ca-bundle={pki.ca_file}",
+            "--seldon-token-env=INGRESS_TOKEN",
+        )
+    result.assert_outcomes(passed=1)
+    assert seen.paths and all(seen.secure)
+    assert set(seen.authorization) == {f"Bearer {TOKEN}"}
+    assert TOKEN not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_options_without_the_ca_bundle_fail_the_budget_on_tls_errors(pki, pytester):
+    seen = Seen()
+    pytester.makepyfile(SECURED_SUITE)
+    with served_from_a_thread(seen.handle, server_context(pki)) as url:
+        result = pytester.runpytest("-p", "no:cacheprovider", "-s", f"--seldon-url={url}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ERROR-KINDS {'tls_error': 20}*"])
+    assert seen.paths == []
+
+
+def test_client_certificate_options_in_an_ini_file_pass_a_mtls_gate(pki, pytester):
+    seen = Seen()
+    pytester.makepyfile(SECURED_SUITE)
+    pytester.makeini(
+        f"[pytest]\nseldon_ca_bundle = {pki.ca_file}\nseldon_client_cert = {pki.client_cert}\n"
+        f"seldon_client_key = {pki.client_key}\n"
+    )
+    with served_from_a_thread(seen.handle, server_context(pki, require_client_cert=True)) as url:
+        result = pytester.runpytest("-p", "no:cacheprovider", "-s", f"--seldon-url={url}")
+    result.assert_outcomes(passed=1)
+    assert seen.client_subjects and all(seen.client_subjects)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--seldon-client-key=k.pem"], "*--seldon-client-key*without*--seldon-client-cert*"),
+        (["--seldon-token-env=NOT_SET_ANYWHERE"], "*--seldon-token-env*NOT_SET_ANYWHERE*not set*"),
+        (["--seldon-proxy=https://proxy:3128"], "*--seldon-proxy*only http:// proxies*"),
+        (["--seldon-insecure", "--seldon-ca-bundle=ca.pem"], "*--seldon-insecure*contradict*"),
+    ],
+)
+def test_a_contradictory_secured_option_is_a_usage_error_naming_it(pytester, arguments, message):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", *arguments)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])

@@ -204,7 +204,9 @@ class EmulatedKubernetes:
         return self._api
 
     @property
-    def core(self) -> k8s.CoreV1Api:
+    def core(self) -> Any:
+        """The core API, typed loosely: its calls take plain dict bodies, as the client
+        accepts, where its annotations name only the model classes."""
         return k8s.CoreV1Api(self.api)
 
     @property

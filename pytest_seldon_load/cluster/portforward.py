@@ -180,9 +180,10 @@ def ready_pods(connection: KubeConnection, namespace: str, selector: Mapping[str
         namespace,
         label_selector=label_selector(selector),
     )
+    items: list[Any] = list(listing.items)
     pods = [
         pod
-        for pod in listing.items
+        for pod in items
         if _matches(pod.metadata.labels, selector)
         and pod.metadata.deletion_timestamp is None
         and pod.status is not None
@@ -213,10 +214,11 @@ def service_target(
         if exc.status == 404:
             raise ClusterError(f"port-forward: there is no {what}") from None
         raise
-    selector = dict(body.spec.selector or {}) if body.spec else {}
+    spec: Any = body.spec
+    selector = dict(spec.selector or {}) if spec else {}
     if not selector:
         raise ClusterError(f"port-forward: {what} has no spec.selector (no pods to forward to)")
-    ports = list(body.spec.ports or [])
+    ports = list(spec.ports or [])
     chosen = (
         next((p for p in ports if p.port == port), None)
         or next((p for p in ports if p.name == "http"), None)

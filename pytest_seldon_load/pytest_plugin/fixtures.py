@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -20,6 +21,7 @@ from ..plan import RUN_OPTIONS, PlanError, RunPlan
 from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from ..result import LoadResult
 from .run_registry import register_result
+from .secured import secured_ingress
 
 COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
 """Where a plugin stashes a factory of engine companions (the live progress line, say): called
@@ -107,13 +109,18 @@ def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config)
     url = pytestconfig.getoption("seldon_url")
     deployment = pytestconfig.getoption("seldon_deployment", default=None)
     if not url and deployment:
-        return request.getfixturevalue("seldon_cluster").endpoint_for(deployment)
+        endpoint = request.getfixturevalue("seldon_cluster").endpoint_for(deployment)
+        token = secured_ingress(pytestconfig).headers
+        return dataclasses.replace(endpoint, headers={**endpoint.headers, **token})
     if url:
         return SeldonEndpoint(
             url,
             protocol=pytestconfig.getoption("seldon_protocol"),
             model=pytestconfig.getoption("seldon_model"),
-            headers=dict(pytestconfig.getoption("seldon_header", default=None) or ()),
+            headers={
+                **dict(pytestconfig.getoption("seldon_header", default=None) or ()),
+                **secured_ingress(pytestconfig).headers,
+            },
             name="--seldon-url",
         )
     return request.getfixturevalue("seldon_local")
@@ -249,6 +256,8 @@ class LoadRunner:
                 )
         values.setdefault("connections", config.getoption("load_connections"))
         values.setdefault("timeout", config.getoption("load_timeout"))
+        for name, value in secured_ingress(config).engine_settings().items():
+            values.setdefault(name, value)
         if values.get("seed") is None:
             # Reproducible by default: the same test gets the same schedule every run.
             values["seed"] = zlib.crc32(self.item.nodeid.encode("utf-8"))

@@ -23,6 +23,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin
 )
 from .options import add_option, group, resolve_options
 from .run_registry import attach_to_report, collect_from_report, session_runs
+from .secured import add_secured_options, secured_ingress
 
 OUTCOME_KEY = pytest.StashKey[str]()
 
@@ -71,6 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a header sent with every request to --seldon-url, repeatable (a mesh reached "
         "by URL needs Seldon-Model:NAME); in the environment, one per line",
     )
+    add_secured_options(target)
     add_option(
         target,
         "--seldon-local-extra-latency",
@@ -144,6 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """First, so every plugin hook and fixture reads resolved option values."""
     resolve_options(config)
     _hide_secret_headers(config)
+    secured_ingress(config)  # a bad TLS, proxy or token option stops the session here
     config.addinivalue_line(
         "markers",
         "load(rate=None, duration=None, warmup=None, budgets=None, **load_run_options): a load "
