@@ -18,7 +18,7 @@ import requests
 
 from ...endpoint import SeldonEndpoint
 from ..kube import ClusterError, KubeConnection
-from .base import Reach, Resource, ResourceKind, ResourceNotReady
+from .base import Reach, Resource, ResourceKind, ResourceNotReady, describe_conditions
 
 GROUP = "machinelearning.seldon.io"
 VERSION = "v1"
@@ -39,26 +39,12 @@ class DeploymentNotReady(ResourceNotReady):
 
 
 @dataclass(frozen=True)
-class SeldonDeployment:
+class SeldonDeployment(Resource):
     """One SeldonDeployment as the API returned it."""
-
-    namespace: str
-    name: str
-    body: Mapping[str, Any]
 
     @property
     def ref(self) -> str:
         return f"{self.namespace}/{self.name}"
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        spec = self.body.get("spec")
-        return spec if isinstance(spec, Mapping) else {}
-
-    @property
-    def status(self) -> Mapping[str, Any]:
-        status = self.body.get("status")
-        return status if isinstance(status, Mapping) else {}
 
     @property
     def state(self) -> str:
@@ -68,32 +54,12 @@ class SeldonDeployment:
     def description(self) -> str:
         return str(self.status.get("description") or "")
 
-    @property
-    def conditions(self) -> list[Mapping[str, Any]]:
-        conditions = self.status.get("conditions")
-        return (
-            [c for c in conditions if isinstance(c, Mapping)]
-            if isinstance(conditions, Sequence)
-            else []
-        )
-
     def describe_status(self) -> str:
         """State, description and conditions, as a failure message shows them."""
         lines = [f"state: {self.state or '(none yet)'}"]
         if self.description:
             lines.append(f"description: {self.description}")
-        if self.conditions:
-            lines.append("conditions:")
-            for condition in self.conditions:
-                reason = condition.get("reason")
-                message = condition.get("message")
-                lines.append(
-                    f"  - {condition.get('type', '?')}={condition.get('status', '?')}"
-                    + (f" ({reason})" if reason else "")
-                    + (f": {message}" if message else "")
-                )
-        else:
-            lines.append("conditions: none reported")
+        lines.append(describe_conditions(self))
         return "\n".join(lines)
 
     @property
@@ -192,7 +158,7 @@ class SeldonDeploymentKind(ResourceKind):
 
     @staticmethod
     def view(resource: Resource) -> SeldonDeployment:
-        return SeldonDeployment(resource.namespace, resource.name, resource.body)
+        return SeldonDeployment(KIND, resource.namespace, resource.name, resource.body)
 
     def is_ready(self, resource: Resource) -> bool:
         return self.view(resource).state == "Available"
