@@ -25,6 +25,9 @@ from .options import add_option, group, resolve_options
 from .run_registry import attach_to_report, collect_from_report, session_runs
 
 OUTCOME_KEY = pytest.StashKey[str]()
+FAILURE_KEY = pytest.StashKey[str]()
+FAILURE_CHARS = 4000
+"""Characters of a failed test's exception kept for the HTML and JSON reports."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -210,9 +213,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when == "call":
         item.stash[OUTCOME_KEY] = report.outcome
+        if report.failed:
+            item.stash[FAILURE_KEY] = _failure_text(call, report)
     elif report.when == "teardown":
-        attach_to_report(item, report, item.stash.get(OUTCOME_KEY, "passed"))
+        attach_to_report(
+            item,
+            report,
+            item.stash.get(OUTCOME_KEY, "passed"),
+            failure=item.stash.get(FAILURE_KEY, ""),
+        )
     return report
+
+
+def _failure_text(call: pytest.CallInfo, report: pytest.TestReport) -> str:
+    """The failed test's exception as the reports show it (masked when they render it)."""
+    text = call.excinfo.exconly() if call.excinfo is not None else report.longreprtext
+    return text if len(text) <= FAILURE_CHARS else text[: FAILURE_CHARS - 1] + "…"
 
 
 class _RunCollector:
