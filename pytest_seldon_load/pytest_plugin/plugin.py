@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks, describe_run
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, parse_header
 from ..redact import SECRET_HEADERS, redact_url, register_secret
@@ -194,18 +194,31 @@ def pytest_runtest_call(item: pytest.Item):
             f"load_run fixture in the test"
         )
     failures: list[AssertionError] = []
+    texts: list[str] = []
     for result in results:
+        missed = []
         for check in budget_checks(budgets):
             try:
                 check(result)
             except AssertionError as failure:
-                failures.append(failure)
+                missed.append(failure)
+        if missed:
+            failures.extend(missed)
+            texts.append(_one_description(result, missed))
     if failures:
-        message = "marker budget failed:\n" + "\n\n".join(str(f) for f in failures)
+        message = "marker budget failed:\n" + "\n\n".join(texts)
         if all(isinstance(f, InvalidMeasurement) for f in failures):
             raise InvalidMeasurement(message)
         raise BudgetExceeded(message)
     return outcome
+
+
+def _one_description(result, failures: list[AssertionError]) -> str:
+    """Each missed budget's headline, then the run described once (every assertion's
+    message ends with the same description of the run)."""
+    described = describe_run(result)
+    headlines = [str(f).removesuffix(described).rstrip("\n") for f in failures]
+    return "\n".join(headlines) + "\n" + described
 
 
 @pytest.hookimpl(wrapper=True)
@@ -244,4 +257,4 @@ class _RunCollector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         runs = session_runs(self.config).runs
         if runs:
-            write_summary(terminalreporter, runs)
+            write_summary(terminalreporter, runs, self.config.option.verbose)
