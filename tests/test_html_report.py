@@ -311,3 +311,15 @@ def test_a_failed_test_s_message_is_in_its_section(pytester, monkeypatch):
     assert failure is not None
     assert "BudgetExceeded: marker budget failed:" in failure.group(1)
     assert "p99 latency" in failure.group(1) and "is over its budget of 1.00ms" in failure.group(1)
+
+
+def test_the_baseline_overlay_ends_on_its_own_last_whole_second():
+    run = _run_with_windows(3.0, [100, 100, 100, 6])
+    baseline = LoadResult(
+        target_rate=100,
+        duration=2.5,
+        windows=[Window(second, sent=n, ok=n) for second, n in enumerate([90, 90, 45, 3])],
+    )
+    chart = throughput_chart(run, baseline)
+    assert _series(chart, "baseline ok") == [90.0, 90.0]
+    assert _series(chart, "ok") == [100.0, 100.0, 100.0]

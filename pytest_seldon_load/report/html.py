@@ -22,10 +22,10 @@ from ..atomic import atomic_write_text
 from ..baseline import RUN_FIELDS, describe_commit
 from ..durations import format_ms
 from ..redact import redact_text
-from ..result import LoadResult
+from ..result import LoadResult, Window
 from .github import comparisons, judgements
 from .run_details import errors_html, failure_html, lag_text, settings_html
-from .timeline import Tail, split_timeline
+from .timeline import Tail, split_timeline, whole_seconds
 
 WIDTH, HEIGHT = 460, 270
 LEFT, RIGHT, TOP, BOTTOM = 62, 26, 30, 42
@@ -276,6 +276,15 @@ def _time_range(xs: Sequence[float], series: Sequence[Series], tail: Tail | None
     return last + 0.5
 
 
+def _whole_windows(baseline: LoadResult | None) -> list[Window]:
+    """The baseline's whole seconds: its overlay ends where the run's line does, without
+    its own partial last second."""
+    if baseline is None:
+        return []
+    whole = whole_seconds(baseline.duration)
+    return [w for w in baseline.windows if not whole or w.second < whole]
+
+
 TIME_X_LOW = -0.5
 """Half a second of room before the first second, for its error bar."""
 TAIL_NOTE = "○ answers after the last whole second, shown apart (not a full second)"
@@ -312,17 +321,16 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
             dashed=True,
         ),
     ]
-    if baseline is not None and baseline.windows:
-        base_xs = [float(w.second) for w in baseline.windows]
+    base_windows = _whole_windows(baseline)
+    if base_windows:
+        base_xs = [float(w.second) for w in base_windows]
         series[:0] = [
-            Series(
-                "baseline p99", "baseline", base_xs, [w.p99 for w in baseline.windows], format_ms
-            ),
+            Series("baseline p99", "baseline", base_xs, [w.p99 for w in base_windows], format_ms),
             Series(
                 "baseline p50",
                 "baseline",
                 base_xs,
-                [w.p50 for w in baseline.windows],
+                [w.p50 for w in base_windows],
                 format_ms,
                 dashed=True,
             ),
@@ -447,14 +455,15 @@ def throughput_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Cha
         ),
         Series("ok", "ok", xs, [float(w.get("ok", 0)) for w in timeline], per_second),
     ]
-    if baseline is not None and baseline.windows:
+    base_windows = _whole_windows(baseline)
+    if base_windows:
         series.insert(
             0,
             Series(
                 "baseline ok",
                 "baseline",
-                [float(w.second) for w in baseline.windows],
-                [float(w.ok) for w in baseline.windows],
+                [float(w.second) for w in base_windows],
+                [float(w.ok) for w in base_windows],
                 per_second,
             ),
         )
