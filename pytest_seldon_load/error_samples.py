@@ -19,6 +19,9 @@ KINDS_SAMPLED = 20
 """Error kinds with samples; counts of further kinds are still kept by the result."""
 BODY_CHARS = 500
 """Characters kept of a body; what is cut is marked with ``…``."""
+OFFERS_PER_KIND = 32
+"""Answers of a kind looked at, at most: a server giving the same body every time costs a few
+maskings, not one per error."""
 READ_BYTES = 4096
 """Bytes of a body decoded and masked before it is cut (a secret cut by the limit above is
 masked already, as the masking saw it whole)."""
@@ -66,10 +69,11 @@ def shown_body(body: bytes | str) -> str:
 class ErrorSamples:
     """The kept samples of a run, by error kind; cheap to offer to once a kind is full."""
 
-    __slots__ = ("by_kind",)
+    __slots__ = ("_offers", "by_kind")
 
     def __init__(self, by_kind: dict[str, list[ErrorSample]] | None = None) -> None:
         self.by_kind: dict[str, list[ErrorSample]] = by_kind or {}
+        self._offers: dict[str, int] = {}
 
     def offer(self, kind: str, status: int | None, body: bytes | str) -> None:
         """Keep this answer if its kind has room and no equal sample yet."""
@@ -80,6 +84,10 @@ class ErrorSamples:
             kept = self.by_kind[kind] = []
         if len(kept) >= SAMPLES_PER_KIND:
             return
+        offers = self._offers.get(kind, 0)
+        if offers >= OFFERS_PER_KIND:
+            return
+        self._offers[kind] = offers + 1
         sample = ErrorSample(status, shown_body(body))
         if sample not in kept:
             kept.append(sample)

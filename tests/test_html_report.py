@@ -18,6 +18,7 @@ from pytest_seldon_load import EngineSettings, LoadResult, SeldonEndpoint, run_l
 from pytest_seldon_load.error_samples import (
     BODY_CHARS,
     KINDS_SAMPLED,
+    OFFERS_PER_KIND,
     SAMPLES_PER_KIND,
     ErrorSamples,
 )
@@ -157,6 +158,16 @@ def test_sampling_is_bounded_in_kinds_and_reads_any_bytes():
     merged.add(samples)
     merged.add(samples)
     assert merged == samples  # equal samples are not kept twice
+
+
+def test_a_body_repeated_forever_is_looked_at_a_bounded_number_of_times():
+    samples = ErrorSamples()
+    for _ in range(OFFERS_PER_KIND):
+        samples.offer("http_503", 503, b"the same page")
+    samples.offer("http_503", 503, b"a different page, too late")
+    assert [s.body for s in samples.by_kind["http_503"]] == ["the same page"]
+    samples.offer("http_500", 500, b"another kind has its own count")
+    assert samples.by_kind["http_500"][0].body == "another kind has its own count"
 
 
 # --- the page --------------------------------------------------------------------------------
