@@ -100,6 +100,7 @@ class ActiveRun:
         self._busy_since: tuple[float, float] | None = None  # (thread CPU, wall) while sending
         self.scheduled = 0
         self.start = 0.0
+        self.started_at = 0.0
         self.stopped_at: float | None = None
         self.interrupted = False
         self.drained: asyncio.Future | None = None
@@ -167,6 +168,7 @@ class ActiveRun:
         requests = _replay_cycle(pool, self.replay)
         warmup = self.warmup
         self.start = start = perf() + 0.01
+        self.started_at = time.time() + 0.01
         send_deadline = start + self.pacer.duration + settings.timeout
         slot = -1
         free_slots = self.free_slots
@@ -243,7 +245,7 @@ class ActiveRun:
         if kind == "interrupted":
             self._unanswered_at_interrupt(offset, written_at, done_at)
         else:
-            self.recorder.completed(offset, written_at - start, done_at - start, status, kind)
+            self.recorder.completed(offset, written_at - start, done_at - start, status, kind, body)
         self.in_flight -= 1
         self.free_slots.append(done_at)
         waiter = self.slot_waiter
@@ -287,6 +289,10 @@ class ActiveRun:
             arrival=self.pacer.arrival,
             seed=self.pacer.seed,
             retries=self.retries,
+            started_at=self.started_at,
+            protocol=self.endpoint.protocol,
+            warmup=self.warmup,
+            connections=self.settings.connections,
             **info,
         )
 

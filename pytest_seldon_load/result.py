@@ -19,6 +19,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from . import hdr
+from .error_samples import ErrorSamples
 from .hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, Packed, new_histogram
 from .judgement import Judgement
 
@@ -318,8 +319,17 @@ class LoadResult:
     seed: int | None = None
     processes: int = 1
     started_at: float = 0.0
+    """Wall-clock time (Unix seconds) the schedule started, warm-up included; 0 if unknown."""
     lag_accepted: bool = False
     judgements: list[Judgement] = field(default_factory=list)
+    protocol: str = ""
+    """The protocol spoken to the target (v2, v1, legacy, grpc...); empty if unknown."""
+    warmup: float = 0.0
+    """Seconds of warm-up before the measured period (sent, not counted)."""
+    connections: int = 0
+    """Connections (the in-flight bound) the run used, all processes together; 0 if unknown."""
+    error_samples: ErrorSamples = field(default_factory=ErrorSamples, repr=False)
+    """A few masked answers of each error kind (`error_samples`), for reports."""
 
     # --- the numbers users assert on -------------------------------------------------
     @property
@@ -408,6 +418,9 @@ class LoadResult:
             seed=first.seed,
             processes=sum(p.processes for p in parts),
             started_at=min(p.started_at for p in parts),
+            protocol=first.protocol,
+            warmup=first.warmup,
+            connections=sum(p.connections for p in parts),
         )
         windows: dict[int, Window] = {}
         for part in parts:
@@ -423,6 +436,7 @@ class LoadResult:
                 merged.status_codes[code] = merged.status_codes.get(code, 0) + n
             for kind, n in part.error_kinds.items():
                 merged.error_kinds[kind] = merged.error_kinds.get(kind, 0) + n
+            merged.error_samples.add(part.error_samples)
             hdr.add(merged.latency, part.latency)
             hdr.add(merged.service, part.service)
             merged.health.add(part.health)
@@ -472,6 +486,7 @@ class LoadResult:
             "retries": self.retries,
             "status_codes": {str(k): v for k, v in sorted(self.status_codes.items())},
             "error_kinds": dict(sorted(self.error_kinds.items())),
+            "error_samples": self.error_samples.to_dict(),
             "health": {
                 "late_sends": self.health.late_sends,
                 "sends_checked": self.health.sends_checked,
@@ -485,6 +500,9 @@ class LoadResult:
             "seed": self.seed,
             "processes": self.processes,
             "started_at": self.started_at,
+            "protocol": self.protocol,
+            "warmup": self.warmup,
+            "connections": self.connections,
             "latency_hdr": hdr.encode(self.latency),
             "service_hdr": hdr.encode(self.service),
             "timeline": [w.to_dict(scratch) for w in self.windows] if self.windows else [],
@@ -565,6 +583,10 @@ class LoadResult:
             started_at=_read_float(data, "started_at"),
             lag_accepted=_read_bool(data, "lag_accepted"),
             judgements=[Judgement.from_dict(j) for j in _read_judgements(data)],
+            protocol=_read_str(data, "protocol"),
+            warmup=_read_float(data, "warmup"),
+            connections=_read_int(data, "connections"),
+            error_samples=ErrorSamples.from_dict(data.get("error_samples")),
         )
 
     @classmethod
@@ -713,6 +735,7 @@ class Recorder:
         self.service = new_histogram()
         self.status_codes: dict[int, int] = {}
         self.error_kinds: dict[str, int] = {}
+        self.error_samples = ErrorSamples()
         self.requests = 0
         self.ok = 0
         self.errors = 0
@@ -768,7 +791,9 @@ class Recorder:
         done: float,
         status: int | None,
         error_kind: str | None,
+        body: bytes = b"",
     ) -> None:
+        """An answer (or a failure) at `done`; an error's `body` may be kept as a sample."""
         if intended < self.warmup:
             return
         # A send may leave up to half a millisecond early (timer rounding): latency then
@@ -789,6 +814,7 @@ class Recorder:
             self.errors += 1
             window.errors += 1
             self.error_kinds[error_kind] = self.error_kinds.get(error_kind, 0) + 1
+            self.error_samples.offer(error_kind, status, body)
 
     def withdrawn(self, intended: float) -> None:
         """A sent request whose answer was never awaited (the run was interrupted)."""
@@ -821,6 +847,7 @@ class Recorder:
             unsent=self.unsent,
             status_codes=dict(self.status_codes),
             error_kinds=dict(self.error_kinds),
+            error_samples=self.error_samples,
             latency=self.latency,
             service=self.service,
             windows=windows,

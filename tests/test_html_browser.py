@@ -76,7 +76,12 @@ def _runs():
         runs.append(current.to_dict() | {"nodeid": key, "key": key, "verdict": "pass"})
         baselines[key] = baseline
     lone = power.synthetic_run(np.random.default_rng(99), 50, 5)
-    runs.append(lone.to_dict() | {"nodeid": "t::lone", "key": "t::lone", "verdict": "pass"})
+    lone.errors, lone.status_codes, lone.error_kinds = 2, {200: 250, 503: 2}, {"http_503": 2}
+    lone.error_samples.offer("http_503", 503, b'{"error": "<b>overloaded</b>", "token": "t0k3n"}')
+    runs.append(
+        lone.to_dict()
+        | {"nodeid": "t::lone", "key": "t::lone", "verdict": "test failed", "failure": "boom"}
+    )
     return runs, baselines
 
 
@@ -102,3 +107,8 @@ def test_the_report_renders_every_chart_with_a_silent_console(tmp_path):
         assert re.search(r'<path class="line [^"]*" d="M[0-9.]+,[0-9.]+ L', svg), svg[:200]
     assert dom.count('class="line baseline"') == 8  # two compared runs, four overlays each
     assert "p99 regression vs baseline 'main'" in dom
+    # the error table and the failure render as text: the body's markup is not the page's
+    assert dom.count('<table class="error-kinds">') == 1
+    assert "&lt;b&gt;overloaded&lt;/b&gt;" in dom and "t0k3n" not in dom
+    assert dom.count('<details class="failure" open="">') == 1
+    assert dom.count('<dl class="settings">') == 3

@@ -78,9 +78,13 @@ def test_one_session_writes_every_report(pytester, target_url, monkeypatch):
             "load_p50_ms",
             "load_p95_ms",
             "load_p99_ms",
+            "load_p999_ms",
+            "load_max_ms",
             "load_error_rate",
             "load_target_rate",
             "load_achieved_rate",
+            "load_lagged",
+            "load_budget_p99",
         }, properties
         assert float(properties["load_p99_ms"]) > 4.0
         assert float(properties["load_error_rate"]) == 0.0

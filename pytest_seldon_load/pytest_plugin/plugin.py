@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks, describe_run
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, parse_header
 from ..redact import SECRET_HEADERS, redact_url, register_secret
@@ -26,6 +26,9 @@ from .run_registry import attach_to_report, collect_from_report, session_runs
 from .secured import add_secured_options, secured_ingress
 
 OUTCOME_KEY = pytest.StashKey[str]()
+FAILURE_KEY = pytest.StashKey[str]()
+FAILURE_CHARS = 4000
+"""Characters of a failed test's exception kept for the HTML and JSON reports."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -194,18 +197,31 @@ def pytest_runtest_call(item: pytest.Item):
             f"load_run fixture in the test"
         )
     failures: list[AssertionError] = []
+    texts: list[str] = []
     for result in results:
+        missed = []
         for check in budget_checks(budgets):
             try:
                 check(result)
             except AssertionError as failure:
-                failures.append(failure)
+                missed.append(failure)
+        if missed:
+            failures.extend(missed)
+            texts.append(_one_description(result, missed))
     if failures:
-        message = "marker budget failed:\n" + "\n\n".join(str(f) for f in failures)
+        message = "marker budget failed:\n" + "\n\n".join(texts)
         if all(isinstance(f, InvalidMeasurement) for f in failures):
             raise InvalidMeasurement(message)
         raise BudgetExceeded(message)
     return outcome
+
+
+def _one_description(result, failures: list[AssertionError]) -> str:
+    """Each missed budget's headline, then the run described once (every assertion's
+    message ends with the same description of the run)."""
+    described = describe_run(result)
+    headlines = [str(f).removesuffix(described).rstrip("\n") for f in failures]
+    return "\n".join(headlines) + "\n" + described
 
 
 @pytest.hookimpl(wrapper=True)
@@ -213,9 +229,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.when == "call":
         item.stash[OUTCOME_KEY] = report.outcome
+        if report.failed:
+            item.stash[FAILURE_KEY] = _failure_text(call, report)
     elif report.when == "teardown":
-        attach_to_report(item, report, item.stash.get(OUTCOME_KEY, "passed"))
+        attach_to_report(
+            item,
+            report,
+            item.stash.get(OUTCOME_KEY, "passed"),
+            failure=item.stash.get(FAILURE_KEY, ""),
+        )
     return report
+
+
+def _failure_text(call: pytest.CallInfo, report: pytest.TestReport) -> str:
+    """The failed test's exception as the reports show it (masked when they render it)."""
+    text = call.excinfo.exconly() if call.excinfo is not None else report.longreprtext
+    return text if len(text) <= FAILURE_CHARS else text[: FAILURE_CHARS - 1] + "…"
 
 
 class _RunCollector:
@@ -231,4 +260,4 @@ class _RunCollector:
     def pytest_terminal_summary(self, terminalreporter) -> None:
         runs = session_runs(self.config).runs
         if runs:
-            write_summary(terminalreporter, runs)
+            write_summary(terminalreporter, runs, self.config.option.verbose)

@@ -262,17 +262,24 @@ class Reporting:
         try:
             saved = self.baseline.result(key)
         except BaselineError as exc:
-            warnings.warn(BaselineWarning(f"{exc}; not compared"), stacklevel=3)
+            self._warn(f"{exc}; not compared")
             return None
         if saved is None:
-            warnings.warn(
-                BaselineWarning(
-                    f"baseline '{self.baseline.name}' has no run {key!r} (a new test, or one "
-                    f"renamed): not compared"
-                ),
-                stacklevel=3,
+            self._warn(
+                f"baseline '{self.baseline.name}' has no run {key!r} (a new test, or one "
+                f"renamed): not compared"
             )
         return saved
+
+    def _warn(self, text: str) -> None:
+        """A BaselineWarning located at the running test (its file and line, its node id in
+        the warnings summary), not at this plugin's code."""
+        item = self.item
+        if item is None:
+            warnings.warn(BaselineWarning(text), stacklevel=3)
+            return
+        prefix = "" if item.nodeid in text else f"{item.nodeid}: "
+        item.warn(BaselineWarning(prefix + text))
 
     # --- judging each test's runs --------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -308,12 +315,9 @@ class Reporting:
                 continue
             differences = run_differences(saved, result)
             if differences:
-                warnings.warn(
-                    BaselineWarning(
-                        f"{key}: the baseline run was set up differently "
-                        f"({'; '.join(differences)}): the comparison compares the set-ups too"
-                    ),
-                    stacklevel=2,
+                self._warn(
+                    f"{key}: the baseline run was set up differently "
+                    f"({'; '.join(differences)}): the comparison compares the set-ups too"
                 )
             failures.extend(self._judge(result, saved, key))
         return failures
@@ -334,20 +338,12 @@ class Reporting:
                 continue
             verdict = judge_regression(saved, result, metric, tolerance, baseline_name=name)
             if verdict.comparison is None:
-                warnings.warn(
-                    BaselineWarning(
-                        f"{key}: not compared with baseline '{name}': {verdict.reason}"
-                    ),
-                    stacklevel=2,
-                )
+                self._warn(f"{key}: not compared with baseline '{name}': {verdict.reason}")
                 continue
             result.judgements.append(verdict.judgement)
             if verdict.invalid:
-                warnings.warn(
-                    BaselineWarning(
-                        f"{key}: {metric} not judged against baseline '{name}': {verdict.reason}"
-                    ),
-                    stacklevel=2,
+                self._warn(
+                    f"{key}: {metric} not judged against baseline '{name}': {verdict.reason}"
                 )
             elif verdict.is_regression:
                 regressions.append(verdict)
@@ -464,16 +460,24 @@ class Reporting:
         return write_report(self.html_path, page)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        """Comparisons and what was written; under -q without the heading, under -qq only
+        what went wrong (a report not written, a baseline not saved)."""
+        verbosity = self.config.option.verbose
         runs = session_runs(self.config).runs
         compared = [(run, c) for run in runs for c in comparisons(run)]
-        if not (compared or self.notes):
+        notes = self.notes
+        if verbosity <= -2:
+            compared = []
+            notes = [(text, bad) for text, bad in notes if bad]
+        if not (compared or notes):
             return
-        terminalreporter.write_sep("-", "seldon-load baseline and reports")
+        if verbosity >= 0:
+            terminalreporter.write_sep("-", "seldon-load baseline and reports")
         for run, comparison in compared:
             bad = comparison.get("verdict") == "regression"
             short = str(run.get("key") or run.get("nodeid", "?")).split("::", 1)[-1]
             terminalreporter.write_line(f"{short}: {comparison.get('text')}", red=bad, bold=bad)
-        for text, bad in self.notes:
+        for text, bad in notes:
             terminalreporter.write_line(text, red=bad)
 
     def close(self) -> None:

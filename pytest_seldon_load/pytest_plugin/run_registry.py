@@ -108,7 +108,12 @@ def verdict(result: LoadResult, test_outcome: str) -> str:
 
 
 def _entry(
-    result: LoadResult, nodeid: str, key: str, verdict_word: str, keep_histograms: bool
+    result: LoadResult,
+    nodeid: str,
+    key: str,
+    verdict_word: str,
+    keep_histograms: bool,
+    failure: str = "",
 ) -> dict[str, Any]:
     # Test ids and labels can carry a parametrized consumer key or token: every report and
     # baseline is written from these entries, so they hold the masked names.
@@ -118,6 +123,8 @@ def _entry(
         "verdict": verdict_word,
         "label": redact_text(result.label),
     }
+    if failure:
+        entry["failure"] = redact_text(failure)
     if not keep_histograms:
         strip_histograms(entry)
     return entry
@@ -133,13 +140,16 @@ def strip_histograms(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def attach_to_report(item: pytest.Item, report: pytest.TestReport, test_outcome: str) -> None:
+def attach_to_report(
+    item: pytest.Item, report: pytest.TestReport, test_outcome: str, failure: str = ""
+) -> None:
+    """Put the test's runs on its teardown report; `failure` is the failed test's exception."""
     results = item_results(item)
     if not results:
         return
     keep = session_runs(item.config).keep_histograms
     entries = [
-        _entry(result, item.nodeid, key, verdict(result, test_outcome), keep)
+        _entry(result, item.nodeid, key, verdict(result, test_outcome), keep, failure)
         for result, key in zip(results, run_keys(item.nodeid, results), strict=True)
     ]
     setattr(report, REPORT_ATTRIBUTE, json.dumps(entries))

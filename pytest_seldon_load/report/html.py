@@ -22,8 +22,10 @@ from ..atomic import atomic_write_text
 from ..baseline import RUN_FIELDS, describe_commit
 from ..durations import format_ms
 from ..redact import redact_text
-from ..result import LoadResult
+from ..result import LoadResult, Window
 from .github import comparisons, judgements
+from .run_details import errors_html, failure_html, lag_text, settings_html
+from .timeline import Tail, split_timeline, whole_seconds
 
 WIDTH, HEIGHT = 460, 270
 LEFT, RIGHT, TOP, BOTTOM = 62, 26, 30, 42
@@ -103,6 +105,8 @@ class Chart:
     bars: list[Series] = field(default_factory=list)
     guides: list[tuple[float, str, str]] = field(default_factory=list)
     markers: list[tuple[float, float, str, str]] = field(default_factory=list)
+    note: str = ""
+    """A line under the legend (what a marker means)."""
 
     def px(self, x: float) -> float:
         span = self.x_high - self.x_low or 1.0
@@ -134,10 +138,15 @@ class Chart:
         rects = []
         for x, y in zip(series.xs, series.ys, strict=True):
             if y and math.isfinite(y) and y > 0:
-                top = self.py(y)
+                # Inside the plot area whatever the value: a bar at the first or last second
+                # does not cross the axis, one above the scale stops at the top.
+                top = max(float(TOP), self.py(y))
+                left = max(float(LEFT), self.px(x) - width / 2)
+                right = min(float(WIDTH - RIGHT), self.px(x) + width / 2)
                 rects.append(
-                    f'<rect class="bar {series.css}" x="{self.px(x) - width / 2:.1f}" '
-                    f'y="{top:.1f}" width="{width:.1f}" height="{max(1.0, bottom - top):.1f}">'
+                    f'<rect class="bar {series.css}" x="{left:.1f}" '
+                    f'y="{top:.1f}" width="{max(1.0, right - left):.1f}" '
+                    f'height="{max(1.0, bottom - top):.1f}">'
                     f"<title>{html.escape(series.name)}: "
                     f"{html.escape(series.text(y))}</title></rect>"
                 )
@@ -215,8 +224,9 @@ class Chart:
             f'<span class="key {s.css}{" dashed" if s.dashed else ""}">{html.escape(s.name)}</span>'
             for s in legend
         )
+        note = f'<span class="chart-note">{html.escape(self.note)}</span>' if self.note else ""
         return (
-            f'<figure class="plot">{"".join(out)}<figcaption>{keys}'
+            f'<figure class="plot">{"".join(out)}<figcaption>{keys}{note}'
             f'<span class="readout"></span></figcaption></figure>'
         )
 
@@ -255,7 +265,29 @@ def _number(value: Any) -> float:
 
 
 def _timeline(run: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return list(run.get("timeline", []))
+    """The whole seconds of the run (`timeline.split_timeline`)."""
+    return split_timeline(run).seconds
+
+
+def _time_range(xs: Sequence[float], series: Sequence[Series], tail: Tail | None) -> float:
+    """The last second drawn (the tail's, if any), half a second of room after it so a bar
+    there stays inside the plot."""
+    last = max([*xs, *(s.xs[-1] for s in series if s.xs), tail.start if tail else 0.0, 0.5])
+    return last + 0.5
+
+
+def _whole_windows(baseline: LoadResult | None) -> list[Window]:
+    """The baseline's whole seconds: its overlay ends where the run's line does, without
+    its own partial last second."""
+    if baseline is None:
+        return []
+    whole = whole_seconds(baseline.duration)
+    return [w for w in baseline.windows if not whole or w.second < whole]
+
+
+TIME_X_LOW = -0.5
+"""Half a second of room before the first second, for its error bar."""
+TAIL_NOTE = "○ answers after the last whole second, shown apart (not a full second)"
 
 
 def _second_labels(xs: Sequence[float]) -> list[str]:
@@ -289,17 +321,16 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
             dashed=True,
         ),
     ]
-    if baseline is not None and baseline.windows:
-        base_xs = [float(w.second) for w in baseline.windows]
+    base_windows = _whole_windows(baseline)
+    if base_windows:
+        base_xs = [float(w.second) for w in base_windows]
         series[:0] = [
-            Series(
-                "baseline p99", "baseline", base_xs, [w.p99 for w in baseline.windows], format_ms
-            ),
+            Series("baseline p99", "baseline", base_xs, [w.p99 for w in base_windows], format_ms),
             Series(
                 "baseline p50",
                 "baseline",
                 base_xs,
-                [w.p50 for w in baseline.windows],
+                [w.p50 for w in base_windows],
                 format_ms,
                 dashed=True,
             ),
@@ -309,15 +340,31 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
         for b in budgets_of(run)
         if b.kind == "latency" and b.q is not None and b.q >= 50
     ]
+    tail = split_timeline(run).tail
+    markers = []
+    if tail is not None and math.isfinite(tail.p99):
+        markers.append(
+            (
+                tail.start,
+                tail.p99,
+                "tail",
+                f"after the last whole second: p99 {format_ms(tail.p99)} of {tail.answers} answers",
+            )
+        )
     top = max(
-        [*(y for s in series for y in s.ys if math.isfinite(y)), *(g[0] for g in guides), 0.0]
+        [
+            *(y for s in series for y in s.ys if math.isfinite(y)),
+            *(g[0] for g in guides),
+            *(m[1] for m in markers),
+            0.0,
+        ]
     )
-    x_high = max([*xs, *(s.xs[-1] for s in series if s.xs), 1.0])
+    x_high = _time_range(xs, series, tail)
     all_xs = sorted({x for s in series for x in s.xs})
     return Chart(
         title="latency per second (from intended send time)",
         kind="latency",
-        x_low=0.0,
+        x_low=TIME_X_LOW,
         x_high=x_high,
         y_high=_nice_top(top),
         x_ticks=_x_ticks_seconds(0.0, x_high),
@@ -328,6 +375,8 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
         point_xs=all_xs,
         series=series,
         guides=guides,
+        markers=markers,
+        note=TAIL_NOTE if markers else "",
     )
 
 
@@ -406,14 +455,15 @@ def throughput_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Cha
         ),
         Series("ok", "ok", xs, [float(w.get("ok", 0)) for w in timeline], per_second),
     ]
-    if baseline is not None and baseline.windows:
+    base_windows = _whole_windows(baseline)
+    if base_windows:
         series.insert(
             0,
             Series(
                 "baseline ok",
                 "baseline",
-                [float(w.second) for w in baseline.windows],
-                [float(w.ok) for w in baseline.windows],
+                [float(w.second) for w in base_windows],
+                [float(w.ok) for w in base_windows],
                 per_second,
             ),
         )
@@ -427,13 +477,34 @@ def throughput_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Cha
         for b in budgets_of(run)
         if b.kind == "throughput"
     ]
-    top = max([*(y for s in [*series, *bars] for y in s.ys), *(g[0] for g in guides), 1.0])
-    x_high = max([*xs, *(s.xs[-1] for s in series if s.xs), 1.0])
+    tail = split_timeline(run).tail
+    markers = []
+    if tail is not None and tail.answers:
+        markers.append(
+            (
+                tail.start,
+                float(tail.answers),
+                "tail",
+                f"after the last whole second: {tail.ok} ok, {tail.errors} errors "
+                f"(a count, not a rate)",
+            )
+        )
+    top = max(
+        [
+            *(y for s in [*series, *bars] for y in s.ys),
+            *(g[0] for g in guides),
+            *(m[1] for m in markers),
+            1.0,
+        ]
+    )
+    x_high = _time_range(xs, series, tail)
     all_xs = sorted({x for s in [*series, *bars] for x in s.xs})
     return Chart(
         title="throughput and errors per second",
         kind="throughput",
-        x_low=0.0,
+        markers=markers,
+        note=TAIL_NOTE if markers else "",
+        x_low=TIME_X_LOW,
         x_high=x_high,
         y_high=_nice_top(top),
         x_ticks=_x_ticks_seconds(0.0, x_high),
@@ -498,6 +569,7 @@ def _numbers(run: Mapping[str, Any]) -> str:
             for name in ("p50", "p90", "p99", "p999", "max")
         ),
         ("generator", "kept up" if run.get("kept_up", True) else "FELL BEHIND"),
+        ("lag", lag_text(run)),
     ]
     return "".join(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in cells)
 
@@ -514,8 +586,21 @@ def _run_section(index: int, run: Mapping[str, Any], baseline: LoadResult | None
         f'<section class="run" id="{_anchor(index)}">'
         f'<h2><span class="badge {_verdict_css(verdict)}">{_esc(verdict)}</span> '
         f"{_esc(run.get('key') or run.get('nodeid', '?'))}</h2>"
-        f'<dl class="numbers">{_numbers(run)}</dl>{_judgement_items(run)}{note}'
-        f'<div class="charts">{"".join(chart.render() for chart in charts)}</div></section>'
+        f'<dl class="numbers">{_numbers(run)}</dl>{settings_html(run)}'
+        f"{failure_html(run)}{_judgement_items(run)}{note}"
+        f'<div class="charts">{"".join(chart.render() for chart in charts)}</div>'
+        f"{_tail_note(run)}{errors_html(run)}</section>"
+    )
+
+
+def _tail_note(run: Mapping[str, Any]) -> str:
+    tail = split_timeline(run).tail
+    if tail is None or not (tail.answers or tail.sent):
+        return ""
+    return (
+        f'<p class="note">after the last whole second ({tail.start:g}s): {tail.ok} ok and '
+        f"{tail.errors} errors came back, {tail.sent} sent; counted in the run's totals, "
+        f"drawn apart (○) in the charts</p>"
     )
 
 
@@ -610,6 +695,22 @@ svg .guide.budget { stroke: var(--budget); } svg .guide.target { stroke: var(--t
 svg .guide-label { font-size: 10px; } svg .guide-label.budget { fill: var(--budget); }
 svg .guide-label.target { fill: var(--target); }
 svg .marker.budget { fill: var(--budget); }
+svg .marker.tail { fill: #fff; stroke: var(--target); stroke-width: 1.6; }
+.chart-note { color: var(--target); }
+dl.settings { display: flex; flex-wrap: wrap; gap: 2px 14px; margin: 2px 0 6px; font-size: 12px; }
+dl.settings div { display: flex; gap: 4px; } dl.settings dt { color: #868e96; }
+dl.settings dd { margin: 0; word-break: break-all; }
+details.failure { margin: 6px 0; border-left: 3px solid var(--errors); padding-left: 8px; }
+details.failure summary { color: var(--errors); font-weight: 600; cursor: pointer; }
+pre { white-space: pre-wrap; word-break: break-word; margin: 2px 0; font-size: 12px;
+        background: #f8f9fa; padding: 4px 6px; max-height: 18em; overflow: auto; }
+div.errors h3 { font-size: 14px; margin: 10px 0 4px; }
+div.errors table { border-collapse: collapse; margin: 0 0 8px; }
+div.errors th, div.errors td { padding: 3px 8px; border-bottom: 1px solid #dee2e6;
+        text-align: left; vertical-align: top; }
+table.status-codes tr.bad td:first-child { color: var(--errors); font-weight: 600; }
+table.error-kinds td:last-child { max-width: 640px; }
+div.sample span { font-size: 11px; color: #495057; }
 svg .cursor { stroke: #adb5bd; } svg .hover { fill: transparent; }
 figcaption { font-size: 11px; color: #495057; display: flex; flex-wrap: wrap; gap: 4px 12px; }
 .key::before { content: ""; display: inline-block; width: 14px; height: 3px; margin-right: 4px;

@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .github import comparisons
+from ..judgement import Judgement
+from .github import comparisons, judgements
 
 FIELDS = (
     ("p50_ms", "p50"),
     ("p95_ms", "p95"),
     ("p99_ms", "p99"),
+    ("p999_ms", "p999"),
+    ("max_ms", "max"),
     ("error_rate", "error_rate"),
     ("target_rate", "target_rate"),
     ("achieved_rate", "achieved_rate"),
@@ -27,8 +30,9 @@ def _prefix(index: int, count: int) -> str:
 
 
 def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, object]]:
-    """(name, value) pairs for a test's runs: p50/p95/p99 in ms, error rate, rates, and the
-    verdict of each comparison against a baseline."""
+    """(name, value) pairs for a test's runs: p50/p95/p99/p99.9/max in ms, error rate,
+    rates, whether the generator lagged, each budget's verdict, and the verdict of each
+    comparison against a baseline."""
     properties: list[tuple[str, object]] = []
     for index, entry in enumerate(entries, 1):
         prefix = _prefix(index, len(entries))
@@ -37,6 +41,10 @@ def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, objec
         for name, field in FIELDS:
             value = entry.get(field)
             properties.append((f"{prefix}{name}", "" if value is None else value))
+        properties.append((f"{prefix}lagged", "false" if entry.get("kept_up", True) else "true"))
+        for judgement in judgements(entry):
+            if judgement.kind != "regression":
+                properties.append((f"{prefix}budget_{_budget_name(judgement)}", _budget(judgement)))
         for comparison in comparisons(entry):
             metric = comparison.get("metric", "?")
             # error rates move in points (a fraction); the rest relatively (0.25 = +25%)
@@ -44,3 +52,15 @@ def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, objec
             properties.append((f"{prefix}baseline_{metric}_change", "" if moved is None else moved))
             properties.append((f"{prefix}baseline_{metric}_verdict", comparison.get("verdict")))
     return properties
+
+
+def _budget_name(judgement: Judgement) -> str:
+    """p99, p99.9, error_rate, throughput: what the budget bounds."""
+    if judgement.kind == "percentile" and judgement.quantile is not None:
+        return "max" if judgement.quantile >= 100 else f"p{judgement.quantile:g}"
+    return judgement.kind
+
+
+def _budget(judgement: Judgement) -> str:
+    """ "pass: p99 < 50ms (measured 12.3ms)": the verdict first, for dashboards to match."""
+    return f"{judgement.verdict}: {judgement.label} (measured {judgement.measured_text()})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,18 +53,46 @@ def format_table(runs: Sequence[dict[str, Any]], width: int = 120) -> list[str]:
     return [line(COLUMNS), *(line(r) for r in rows)]
 
 
-def write_summary(terminalreporter, runs: Sequence[dict[str, Any]]) -> None:
-    terminalreporter.write_sep("=", "seldon-load summary")
+LAGGED_NOTE = (
+    "lagged: the load generator fell behind its schedule, so those latencies include its own "
+    "delay (they are upper bounds): budgets met are met, budgets missed within what the lag "
+    "could add are invalid; lower the rate or see BENCHMARKS.md for what one process holds"
+)
+BAD_VERDICTS = ("FAIL", "invalid", "test failed", "interrupted")
+
+
+def _is_bad(text: str) -> bool:
+    return text.endswith(BAD_VERDICTS)
+
+
+def verdict_counts(runs: Sequence[dict[str, Any]]) -> str:
+    """ "3 load runs: 2 pass, 1 FAIL": the whole session in one line."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        word = str(run.get("verdict", "")) or "unjudged"
+        counts[word] = counts.get(word, 0) + 1
+    noun = "load run" if len(runs) == 1 else "load runs"
+    return f"{len(runs)} {noun}: " + ", ".join(f"{n} {word}" for word, n in counts.items())
+
+
+def write_summary(terminalreporter, runs: Sequence[dict[str, Any]], verbosity: int = 0) -> None:
+    """The table of every run; under -q one line and the runs that did not pass; under -qq
+    nothing (the failures say the rest)."""
+    if verbosity <= -2 or not runs:
+        return
     width = getattr(terminalreporter, "_tw", None)
     columns = width.fullwidth if width is not None else 120
-    for text in format_table(runs, columns):
-        bad = text.endswith(("FAIL", "invalid", "test failed", "interrupted"))
-        terminalreporter.write_line(text, red=bad, bold=bad)
+    table = format_table(runs, columns)
+    if verbosity < 0:
+        bad = [text for text in table[1:] if _is_bad(text)]
+        terminalreporter.write_line(f"seldon-load: {verdict_counts(runs)}", red=bool(bad))
+        for text in bad:
+            terminalreporter.write_line(text, red=True, bold=True)
+        return
+    terminalreporter.write_sep("=", "seldon-load summary")
+    for text in table:
+        red = _is_bad(text)
+        terminalreporter.write_line(text, red=red, bold=red)
     if any(not run.get("kept_up", True) for run in runs):
-        terminalreporter.write_line(
-            "lagged: the load generator fell behind its schedule, so those latencies include "
-            "its own delay (they are upper bounds): budgets met are met, budgets missed within "
-            "what the lag could add are invalid; lower the rate or see BENCHMARKS.md for what "
-            "one process holds",
-            yellow=True,
-        )
+        for line in textwrap.wrap(LAGGED_NOTE, width=max(40, columns - 1)):
+            terminalreporter.write_line(line, yellow=True)
