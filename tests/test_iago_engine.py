@@ -355,6 +355,8 @@ def test_a_run_through_the_pod_reads_its_admin_port_and_cleans_up(
     )
     assert isinstance(result, SummaryLoadResult)
     assert (result.engine, result.label) == ("iago", "through the pod")
+    assert (result.protocol, result.warmup) == ("v2", 0.5)
+    assert abs(result.started_at - time.time()) < 60
     assert result.corrected, "the pod ran seldon-load's engine, which labels its latency"
     assert 35 <= result.requests <= 90, result.requests
     assert result.errors == 0 and result.status_codes == {200: result.requests}

@@ -198,12 +198,14 @@ class IagoRunner:
             "target": redact_url(target),
             "arrival": plan.arrival,
             "seed": plan.seed,
+            "protocol": endpoint.protocol,
         }
         pid: int | None = None
         with terminate_as_interrupt():
             try:
                 remote_replay = upload_replay(self.transport, pod, run_dir, replay.path)
                 pid = start_load(self.transport, pod, run_dir, remote_replay, plan.rate, env)
+                info["started_at"] = time.time()
                 with PortForwarder(
                     self.transport, pod.namespace, pod.name, self.settings.admin_port
                 ) as forward:

@@ -292,6 +292,7 @@ def result_from_stats(
     result = SummaryLoadResult(
         target_rate=target_rate,
         duration=duration,
+        warmup=warmup,
         scheduled=requests,
         requests=requests,
         ok=max(0, requests - errors),
