@@ -838,3 +838,79 @@ def test_prediction_replay_follows_the_endpoints_infer_path(tmp_path: Path) -> N
     assert {r.target for r in factory.prediction(model, num=5)} == {"/v2/models/iris/infer"}
     grpc_endpoint = SeldonEndpoint("grpc://127.0.0.1:1", protocol="grpc", model="iris")
     assert {r.method for r in factory.prediction(grpc_endpoint, num=5)} == {"GRPC"}
+
+
+# ---- the plugin: --seldon-protocol grpc -----------------------------------------------------
+
+GRPC_SUITE = """
+import pytest
+
+@pytest.mark.load
+def test_over_grpc(seldon_endpoint, replay_file, load_run):
+    assert seldon_endpoint.protocol == "grpc"
+    assert seldon_endpoint.base_url.startswith("grpc://127.0.0.1:")
+    replay = replay_file.prediction(seldon_endpoint, num=50)
+    result = load_run(seldon_endpoint, replay, rate=40, duration="1s", lag_threshold_ms=50)
+    assert result.requests == 40
+    assert result.status_codes == {0: 40}, result.error_kinds
+"""
+
+
+@needs_mlserver
+def test_seldon_protocol_grpc_without_url_load_tests_the_local_server(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    outcome = pytester.runpytest("-p", "no:cacheprovider", "--seldon-protocol", "grpc")
+    outcome.assert_outcomes(passed=1)
+
+
+def test_seldon_headers_travel_as_grpc_metadata(pytester: pytest.Pytester) -> None:
+    """--seldon-url grpc://... --seldon-header: every call carries the header as metadata; a
+    mesh pin given as a header is not sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen: list[dict[str, str]] = []
+
+    def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+        seen.append(dict(context.invocation_metadata()))  # type: ignore[arg-type]
+        return b""
+
+    class Recording(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            if details.method != MODEL_INFER:  # type: ignore[attr-defined]
+                return None
+            return grpc.unary_unary_rpc_method_handler(answer)
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([Recording()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    try:
+        outcome = pytester.runpytest(
+            "-p",
+            "no:cacheprovider",
+            f"--seldon-url=grpc://127.0.0.1:{port}",
+            "--seldon-protocol=grpc",
+            "--seldon-header=Seldon-Model:iris.pipeline",
+            "--seldon-header=X-Seldon-Route::iris_1:",
+        )
+    finally:
+        server.stop(0)
+    outcome.assert_outcomes(passed=1)
+    assert len(seen) == 40
+    assert all(m.get("seldon-model") == "iris.pipeline" for m in seen)
+    assert not any("x-seldon-route" in m for m in seen)
+
+
+def test_a_plain_http_url_with_protocol_grpc_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    outcome = pytester.runpytest(
+        "-p", "no:cacheprovider", "--seldon-url=http://127.0.0.1:1", "--seldon-protocol=grpc"
+    )
+    outcome.assert_outcomes(errors=1)
+    outcome.stdout.fnmatch_lines(["*the grpc protocol needs a grpc://host:port URL*"])
