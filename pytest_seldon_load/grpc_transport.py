@@ -100,6 +100,7 @@ class GrpcTransport:
         connections: int,
         timeout: float,
         metadata: Mapping[str, str] | None = None,
+        max_answer_bytes: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         target, tls = parse_target(target_url)
@@ -109,6 +110,8 @@ class GrpcTransport:
         channels = max(1, min(connections, MAX_CHANNELS))
         # A local subchannel pool gives each channel its own connection.
         options = [("grpc.use_local_subchannel_pool", 1)]
+        if max_answer_bytes is not None:  # larger: RESOURCE_EXHAUSTED, as grpcio says it
+            options.append(("grpc.max_receive_message_length", max_answer_bytes))
         if tls:
             credentials = grpc.ssl_channel_credentials()
             self._channels = [
@@ -185,10 +188,23 @@ class GrpcTransport:
 
 
 def endpoint_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> GrpcTransport:
-    """The ``grpc`` protocol's transport: `endpoint`'s headers go as metadata on every call."""
+    """The ``grpc`` protocol's transport: `endpoint`'s headers go as metadata on every call.
+
+    HTTP's TLS files and proxy are not applied to gRPC: given, they are refused rather than
+    silently left out (``grpcs://`` trusts the system's CAs).
+    """
+    tls = settings.tls
+    if tls is not None and (tls.ca_bundle or tls.client_cert or tls.insecure):
+        raise ValueError(
+            "the TLS settings (CA bundle, client certificate, insecure) apply to HTTP only; "
+            "a grpcs:// target is checked against the system's CAs"
+        )
+    if settings.proxy is not None:
+        raise ValueError("an HTTP proxy cannot carry gRPC calls; reach the gRPC port directly")
     return GrpcTransport(
         endpoint.base_url,
         connections=settings.connections,
         timeout=settings.timeout,
         metadata=endpoint.headers,
+        max_answer_bytes=settings.max_answer_bytes,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -178,7 +178,7 @@ def test_prediction_request_round_trips_through_a_replay_file(tmp_path: Path) ->
     assert line.startswith(f"GRPC {MODEL_INFER} seldon-model:iris {{")
     parsed = parse_grpc_line(line, 1, str(replay))
     assert parsed == request
-    document = json.loads(parsed.body)
+    document = json.loads(parsed.body or b"")
     assert document["model_name"] == "iris"
     assert document["inputs"][0]["shape"] == [2, 4]
     assert document["inputs"][0]["datatype"] == "FP64"
@@ -729,17 +729,21 @@ def _grpc_replay(tmp_path: Path, model: str = "iris") -> ReplayFile:
     )
 
 
-def _engine_run(url: str, replay: ReplayFile, **options: object) -> LoadResult:
+def _engine_run(
+    url: str,
+    replay: ReplayFile,
+    *,
+    rate: float = 40,
+    duration: float = 1.0,
+    timeout: float = 5.0,
+) -> LoadResult:
     from pytest_seldon_load.endpoint import SeldonEndpoint
     from pytest_seldon_load.engine import run_load
     from pytest_seldon_load.plan import EngineSettings
 
-    settings = EngineSettings(
-        connections=4, timeout=float(options.pop("timeout", 5.0)), lag_threshold_ms=50
-    )
-    options.setdefault("rate", 40)
-    options.setdefault("duration", 1.0)
-    return run_load(SeldonEndpoint(url, protocol="grpc"), replay, settings=settings, **options)
+    settings = EngineSettings(connections=4, timeout=timeout, lag_threshold_ms=50)
+    endpoint = SeldonEndpoint(url, protocol="grpc")
+    return run_load(endpoint, replay, rate=rate, duration=duration, settings=settings)
 
 
 @needs_mlserver
@@ -874,12 +878,12 @@ def test_seldon_headers_travel_as_grpc_metadata(pytester: pytest.Pytester) -> No
     seen: list[dict[str, str]] = []
 
     def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
-        seen.append(dict(context.invocation_metadata()))  # type: ignore[arg-type]
+        seen.append(dict(context.invocation_metadata()))
         return b""
 
     class Recording(grpc.GenericRpcHandler):
         def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-            if details.method != MODEL_INFER:  # type: ignore[attr-defined]
+            if details.method != MODEL_INFER:
                 return None
             return grpc.unary_unary_rpc_method_handler(answer)
 
@@ -914,3 +918,116 @@ def test_a_plain_http_url_with_protocol_grpc_is_a_usage_error(pytester: pytest.P
     )
     outcome.assert_outcomes(errors=1)
     outcome.stdout.fnmatch_lines(["*the grpc protocol needs a grpc://host:port URL*"])
+
+
+@needs_mlserver
+def test_cli_run_over_grpc(
+    mlserver: LocalSeldonServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_seldon_load.cli import main
+
+    replay = _grpc_replay(tmp_path)
+    args = ["run", "--url", mlserver.grpc_url, "--protocol", "grpc", "--replay", str(replay)]
+    code = main([*args, "--rate", "20", "--duration", "1s", "--threshold", "error_rate<0.01"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "20 requests sent of 20 scheduled" in out
+
+
+def test_cli_run_refuses_an_http_url_for_grpc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_seldon_load.cli import main
+
+    replay = _grpc_replay(tmp_path)
+    args = ["run", "--url", "http://127.0.0.1:1", "--protocol", "grpc", "--replay", str(replay)]
+    assert main([*args, "--rate", "5", "--duration", "1s"]) == 2
+    assert "--url: the grpc protocol needs a grpc://host:port URL" in capsys.readouterr().err
+
+
+@needs_mlserver
+def test_an_answer_over_the_size_limit_is_counted_by_code(
+    mlserver: LocalSeldonServer, tmp_path: Path
+) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import run_load
+    from pytest_seldon_load.plan import EngineSettings
+
+    result = run_load(
+        SeldonEndpoint(mlserver.grpc_url, protocol="grpc"),
+        _grpc_replay(tmp_path),
+        rate=20,
+        duration=0.5,
+        settings=EngineSettings(max_answer_bytes=10, lag_threshold_ms=50),
+    )
+    assert result.error_kinds == {"grpc_RESOURCE_EXHAUSTED": 10}
+
+
+def test_http_tls_settings_are_refused_for_grpc_not_ignored(tmp_path: Path) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import run_load
+    from pytest_seldon_load.plan import EngineSettings
+    from pytest_seldon_load.tls import TlsSettings
+
+    with pytest.raises(ValueError, match=r"TLS settings .* apply to HTTP only"):
+        run_load(
+            SeldonEndpoint("grpcs://127.0.0.1:1", protocol="grpc"),
+            _grpc_replay(tmp_path),
+            rate=5,
+            duration=0.2,
+            settings=EngineSettings(tls=TlsSettings(insecure=True)),
+        )
+
+
+def test_stopping_a_run_against_a_stalled_grpc_server_keeps_the_calls_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Stopped mid-run, every call still waiting counts as interrupted_in_flight, at once."""
+    import contextlib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from time import monotonic
+
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import ActiveRun, RunInterrupted, run_load
+    from pytest_seldon_load.plan import EngineSettings
+
+    released = threading.Event()
+
+    def stall(request: bytes, context: grpc.ServicerContext) -> bytes:
+        released.wait(10)
+        return b""
+
+    class Stalled(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(stall)
+
+    @contextlib.asynccontextmanager
+    async def stop_soon(run: ActiveRun) -> AsyncIterator[None]:
+        asyncio.get_running_loop().call_later(0.8, run.stop)
+        yield
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=64))
+    server.add_generic_rpc_handlers([Stalled()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    began = monotonic()
+    try:
+        with pytest.raises(RunInterrupted) as stopped:
+            run_load(
+                SeldonEndpoint(f"grpc://127.0.0.1:{port}", protocol="grpc"),
+                _grpc_replay(tmp_path),
+                rate=40,
+                duration=30,
+                settings=EngineSettings(timeout=20, lag_threshold_ms=50),
+                companion=stop_soon,
+            )
+        elapsed = monotonic() - began
+    finally:
+        released.set()
+        server.stop(0)
+    result = stopped.value.result
+    assert elapsed < 5
+    assert result.interrupted
+    assert 20 <= result.requests <= 50
+    assert result.error_kinds == {"interrupted_in_flight": result.requests}
