@@ -430,7 +430,8 @@ def _add_check(kinds: argparse._SubParsersAction) -> None:
         description=(
             "Read a replay file as the load engine does; print the number of requests per "
             "method and path (query left out) and every line that cannot be sent (and JSON "
-            "bodies that do not parse). Exit code 1 when a line is bad or there is no request."
+            "bodies that do not parse; a GRPC line's request is encoded as it will be sent). "
+            "Exit code 1 when a line is bad or there is no request."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the replay file")
