@@ -252,52 +252,25 @@ def run_transport(target: str, request, rate: float, seconds: float) -> Figures:
 
 
 def run_grpc_engine(grpc_url: str, replay_dir: Path, rate: float, seconds: float) -> Figures:
-    """The engine itself sending through GrpcTransport.
-
-    Until the protocol registry gives the engine its transport by protocol, the three send-path
-    names the engine binds (pool class, replay preparation, judge) are swapped for gRPC's here.
-    """
-    import pytest_seldon_load.engine as engine_module
-    from pytest_seldon_load.grpc_transport import GrpcTransport, judge
-    from pytest_seldon_load.oip_grpc import parse_grpc_line
-
+    """The engine itself, over protocol ``grpc`` (its transport is `GrpcTransport`)."""
     path = replay_dir / "grpc.txt"
     write_replay(path, [grpc_request("iris", FEATURES, datatype="FP64")])
-
-    def cycle(pool, endpoint, replay):
-        lines = path.read_text().splitlines()
-        prepared = [
-            prepare(request, endpoint.headers)
-            for number, line in enumerate(lines, 1)
-            if (request := parse_grpc_line(line, number, str(path))) is not None
-        ]
-        while True:
-            yield from prepared
-
-    saved = engine_module.HttpPool, engine_module._replay_cycle, engine_module.judge
-    engine_module.HttpPool = lambda base_url, connections, timeout: GrpcTransport(  # type: ignore
-        grpc_url, connections=connections, timeout=timeout
-    )
-    engine_module._replay_cycle = cycle  # type: ignore[assignment]
-    engine_module.judge = lambda protocol, status, body: judge(status, body)  # type: ignore
-    try:
-        return engine_figures(
-            "engine + GrpcTransport", "http://unused.invalid", path, rate, seconds
-        )
-    finally:
-        engine_module.HttpPool, engine_module._replay_cycle, engine_module.judge = saved
+    endpoint = SeldonEndpoint(grpc_url, protocol="grpc", model="iris")
+    return engine_figures("engine + GrpcTransport", endpoint, path, rate, seconds)
 
 
 def run_http_engine(base_url: str, replay_dir: Path, rate: float, seconds: float) -> Figures:
     write_replay(replay_dir / "http.txt", [v2_request("iris", FEATURES)])
+    endpoint = SeldonEndpoint(base_url, protocol="v2", model="iris")
     return engine_figures(
-        "engine HTTP/1.1 (V2 REST)", base_url, replay_dir / "http.txt", rate, seconds
+        "engine HTTP/1.1 (V2 REST)", endpoint, replay_dir / "http.txt", rate, seconds
     )
 
 
-def engine_figures(client: str, base_url: str, path: Path, rate: float, seconds: float) -> Figures:
+def engine_figures(
+    client: str, endpoint: SeldonEndpoint, path: Path, rate: float, seconds: float
+) -> Figures:
     replay = ReplayFile(path)
-    endpoint = SeldonEndpoint(base_url, protocol="v2", model="iris")
     cpu_between: list[float] = []
 
     @contextlib.asynccontextmanager

@@ -20,7 +20,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 @dataclass(frozen=True)
 class SeldonEndpoint:
-    """A Seldon deployment or model server reachable over HTTP.
+    """A Seldon deployment or model server reachable over HTTP (or gRPC: ``grpc://host:port``
+    with protocol ``grpc``, its headers then going as metadata).
 
     `base_url` may carry a path prefix (an ingress route such as
     ``http://ingress/seldon/<namespace>/<deployment>``); replay paths are appended to it.
@@ -46,11 +47,11 @@ class SeldonEndpoint:
             raise ValueError(f"protocol: {exc}") from None
         object.__setattr__(self, "speaks", speaks)
         parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                "base URL must look like http://host:port[/prefix], "
-                f"got {redact_url(self.base_url)!r}"
-            )
+        if parts.scheme not in speaks.schemes or not parts.netloc:
+            raise ValueError(_url_problem(self.base_url, speaks))
+        problem = speaks.url_problem(self.base_url)
+        if problem:
+            raise ValueError(redact_text(problem))
         headers = dict(self.headers)
         if "@" in parts.netloc:  # user:password@ becomes HTTP Basic auth, masked everywhere
             userinfo, _, hostport = parts.netloc.rpartition("@")
@@ -67,6 +68,10 @@ class SeldonEndpoint:
             object.__setattr__(self, "base_url", parts._replace(netloc=hostport).geturl())
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         _check_headers(headers)
+        for name, value in headers.items():
+            problem = speaks.header_problem(name, value)
+            if problem:
+                raise ValueError(f"header {name}: {problem} (the {speaks.name} protocol)")
         object.__setattr__(self, "headers", MappingProxyType(headers))
 
     @property
@@ -96,6 +101,23 @@ class SeldonEndpoint:
 
     def __str__(self) -> str:
         return f"{redact_url(self.base_url)} ({self.protocol}, model {self.model})"
+
+
+def _url_problem(url: str, speaks: protocols.SeldonProtocol) -> str:
+    """What is wrong with `url` as the base URL of an endpoint speaking `speaks`."""
+    shown = redact_url(url)
+    scheme = urlsplit(url).scheme
+    if speaks.schemes[0] == "http":
+        wanted = "http://host:port[/prefix]"
+    else:
+        wanted = f"{speaks.schemes[0]}://host:port"
+    speakers = [p for p in protocols.names() if scheme in protocols.get(p).schemes]
+    if scheme and speakers and speaks.name not in speakers:
+        return (
+            f"the {speaks.name} protocol needs a {wanted} URL, got {shown!r}; "
+            f"a {scheme}:// URL is for protocol {' or '.join(speakers)}"
+        )
+    return f"base URL must look like {wanted}, got {shown!r}"
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:

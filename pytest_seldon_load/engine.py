@@ -118,6 +118,10 @@ class ActiveRun:
             except asyncio.CancelledError:
                 if not self.interrupted:
                     raise
+            except BaseException:  # a replay line the transport refuses, say: let go, then raise
+                self.pool.close("cancelled")
+                await self.pool.wait_closed()
+                raise
             finally:
                 self.recorder.health.busy_fraction = self.busy_fraction()
                 self._busy_since = None  # the sending period is over: the figure stays
@@ -144,7 +148,8 @@ class ActiveRun:
             self._dispatcher.cancel()
 
     async def _drain(self) -> None:
-        """Wait for in-flight requests (each ends by its own timeout), then close the pool.
+        """Wait for in-flight requests (each ends by its own timeout), then close the pool
+        and wait for it to let go (a gRPC channel closes on the loop).
 
         Interrupted, it does not wait: what is still in flight ends as `interrupted_in_flight`
         (see `_on_done`).
@@ -154,6 +159,7 @@ class ActiveRun:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.drained, self.settings.timeout + 2.0)
         self.pool.close("interrupted" if self.interrupted else "cancelled")
+        await self.pool.wait_closed()
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()

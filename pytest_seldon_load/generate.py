@@ -613,6 +613,7 @@ def _prediction_formatter(
     outputs: Sequence[str],
     seldon_model_header: str | None,
     input_name: str,
+    infer_path: str,
 ) -> Formatter:
     given = [
         option
@@ -641,6 +642,7 @@ def _prediction_formatter(
         outputs=tuple(outputs),
         seldon_model_header=seldon_model_header,
         input_name=input_name,
+        infer_path=infer_path,
     )
     try:
         return chosen.prediction_formatter(plan.columns, options)
@@ -665,13 +667,16 @@ def write_prediction_replay(
     seldon_model_header: str | None = None,
     names: Sequence[str] | None = None,
     input_name: str = "predict",
+    infer_path: str = "",
 ) -> ReplayFile:
     """Write `num` prediction requests of `batch` rows each, atomically; returns the file.
 
     Rows come from `features` (specs) or `dataset` (a CSV path, a 2-D or structured numpy
     array, or a DataFrame; `names` names a plain array's columns). `consumer_key` (the key,
     or a ``Path`` to a ``seldon-cli keys`` file) is needed for ``legacy``; `tensor` picks v1's
-    tensor form; `outputs` and `seldon_model_header` are for ``v2``.
+    tensor form; `outputs` and `seldon_model_header` are for ``v2`` and ``grpc``.
+    `infer_path` is the endpoint's prediction path when not the protocol's own (a Core 2
+    pipeline's ``/v2/pipelines/NAME/infer``; `SeldonEndpoint.infer_path`).
     Everything is checked before the file is opened.
     """
     _check_count("num", num)
@@ -689,6 +694,7 @@ def write_prediction_replay(
         outputs=outputs,
         seldon_model_header=seldon_model_header,
         input_name=input_name,
+        infer_path=infer_path,
     )
     lines_per_chunk = max(1, CHUNK_ROWS // batch)
     with atomic_writer(path) as handle:

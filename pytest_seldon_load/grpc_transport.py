@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from time import perf_counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 try:
@@ -34,7 +35,12 @@ try:
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise ImportError("gRPC needs grpcio: pip install 'pytest-seldon-load[grpc]'") from None
 
-from .oip_grpc import GrpcPayload
+from .oip_grpc import GrpcPayload, prepare
+
+if TYPE_CHECKING:
+    from .endpoint import SeldonEndpoint
+    from .plan import EngineSettings
+    from .replay import ReplayRequest
 
 Callback = Callable[[object, "int | None", bytes, "str | None", float, float], None]
 """on_done(context, status, body, error_kind, written_at, done_at)."""
@@ -93,14 +99,19 @@ class GrpcTransport:
         *,
         connections: int,
         timeout: float,
+        metadata: Mapping[str, str] | None = None,
+        max_answer_bytes: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         target, tls = parse_target(target_url)
         self.timeout = timeout
+        self.metadata: Mapping[str, str] = dict(metadata or {})
         self.loop = loop or asyncio.get_running_loop()
         channels = max(1, min(connections, MAX_CHANNELS))
         # A local subchannel pool gives each channel its own connection.
         options = [("grpc.use_local_subchannel_pool", 1)]
+        if max_answer_bytes is not None:  # larger: RESOURCE_EXHAUSTED, as grpcio says it
+            options.append(("grpc.max_receive_message_length", max_answer_bytes))
         if tls:
             credentials = grpc.ssl_channel_credentials()
             self._channels = [
@@ -123,6 +134,10 @@ class GrpcTransport:
             # No serializers: bytes in, bytes out.
             found = self._callables[method] = [c.unary_unary(method) for c in self._channels]
         return found
+
+    def prepare(self, request: ReplayRequest) -> GrpcPayload:
+        """A replay line as a ready call, with the endpoint's metadata (the line's wins)."""
+        return prepare(request, self.metadata)
 
     def submit(self, payload: GrpcPayload, callback: Callback, context: object) -> None:
         """Start the call now; the callback reports its outcome on this loop."""
@@ -170,3 +185,26 @@ class GrpcTransport:
         if self._closing:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*self._closing, return_exceptions=True)
+
+
+def endpoint_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> GrpcTransport:
+    """The ``grpc`` protocol's transport: `endpoint`'s headers go as metadata on every call.
+
+    HTTP's TLS files and proxy are not applied to gRPC: given, they are refused rather than
+    silently left out (``grpcs://`` trusts the system's CAs).
+    """
+    tls = settings.tls
+    if tls is not None and (tls.ca_bundle or tls.client_cert or tls.insecure):
+        raise ValueError(
+            "the TLS settings (CA bundle, client certificate, insecure) apply to HTTP only; "
+            "a grpcs:// target is checked against the system's CAs"
+        )
+    if settings.proxy is not None:
+        raise ValueError("an HTTP proxy cannot carry gRPC calls; reach the gRPC port directly")
+    return GrpcTransport(
+        endpoint.base_url,
+        connections=settings.connections,
+        timeout=settings.timeout,
+        metadata=endpoint.headers,
+        max_answer_bytes=settings.max_answer_bytes,
+    )

@@ -25,8 +25,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .protocols import v2_datatype
-from .replay import ReplayError, ReplayRequest
+from .protocols.v2 import v2_datatype
+from .replay import NEVER_REPLAYED, ReplayError, ReplayRequest
 
 GRPC_METHOD = "GRPC"
 """The replay line's first word for a gRPC call."""
@@ -57,6 +57,8 @@ NARROW_RANGES = {
 """Datatypes narrower than the protobuf field that carries them: their values are checked."""
 
 _METADATA_WORD = re.compile(r"^([0-9A-Za-z_.-]+):([\x21-\x7e]+)$")
+_METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
+_METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
 _RESERVED_METADATA = frozenset({"content-type", "te", "user-agent", "host", "connection"})
 _REQUEST_KEYS = frozenset({"model_name", "model_version", "id", "parameters", "inputs", "outputs"})
 _INPUT_KEYS = frozenset({"name", "shape", "datatype", "data", "parameters"})
@@ -323,18 +325,25 @@ def encode_infer_request(document: Mapping[str, Any]) -> bytes:
 # ---- replay lines ------------------------------------------------------------------------------
 
 
-def metadata_problem(name: str, value: str) -> str | None:
-    """Why `name: value` cannot be gRPC metadata; None when it can."""
+def metadata_problem(name: str, value: str, *, in_line: bool = True) -> str | None:
+    """Why `name: value` cannot be gRPC metadata; None when it can.
+
+    In a replay line a value is one word; an endpoint's value (``Bearer TOKEN``) may hold
+    spaces, as gRPC allows.
+    """
     key = name.lower()
-    if not _METADATA_WORD.match(f"{key}:{value}"):
+    value_ok = _METADATA_WORD.match(f"{key}:{value}") if in_line else _METADATA_VALUE.match(value)
+    if not _METADATA_KEY.match(key) or not value_ok:
+        where = "without spaces in a replay line" if in_line else ""
         return (
             f"metadata {name!r}: a gRPC metadata key is letters, digits, '-', '_' or '.', "
-            "and its value printable ASCII without spaces"
+            f"and its value printable ASCII {where}".rstrip()
         )
     if key.startswith("grpc-") or key in _RESERVED_METADATA:
         return f"metadata {name!r} is set by gRPC itself; remove it"
     if key.endswith("-bin"):
-        return f"metadata {name!r}: binary ('-bin') metadata cannot go in a replay line"
+        where = "go in a replay line" if in_line else "be given as text"
+        return f"metadata {name!r}: binary ('-bin') metadata cannot {where}"
     return None
 
 
@@ -385,6 +394,7 @@ def prepare(request: ReplayRequest, metadata: Mapping[str, str] | None = None) -
     """A replay request as a ready-to-send call: encoded once, sent as is every time.
 
     `metadata` (the endpoint's headers) goes with every call; the line's own words win.
+    A mesh's route pin (``x-seldon-route``, `replay.NEVER_REPLAYED`) is never sent.
     """
     if request.method != GRPC_METHOD or request.target != MODEL_INFER:
         raise ValueError(
@@ -392,11 +402,18 @@ def prepare(request: ReplayRequest, metadata: Mapping[str, str] | None = None) -
             f"call; a gRPC replay line is '{GRPC_METHOD} {MODEL_INFER} ... {{JSON}}'"
         )
     merged: dict[str, str] = {}
-    for name, value in [*(metadata or {}).items(), *request.headers]:
-        problem = metadata_problem(name, value)
+    for name, value in (metadata or {}).items():
+        problem = metadata_problem(name, value, in_line=False)
         if problem:
             raise ValueError(problem)
         merged[name.lower()] = value
+    for name, value in request.headers:
+        problem = metadata_problem(name, value)
+        if problem:
+            raise ValueError(f"line {request.line_number}: {problem}")
+        merged[name.lower()] = value
+    for name in NEVER_REPLAYED:
+        merged.pop(name, None)
     try:
         message = encode_infer_request(json.loads(request.body or b""))
     except ValueError as exc:

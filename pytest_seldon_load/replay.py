@@ -11,6 +11,9 @@ Two line forms, both one request per line and both readable by a human:
   Headers are ``Name:value`` words without spaces; the body is the rest of the line, kept
   byte for byte (a compact JSON document has no newline, so it fits on one line).
 
+* A gRPC call: ``GRPC /inference.GRPCInferenceService/ModelInfer [name:value ...] {JSON}``
+  (the Open Inference Protocol's ModelInfer; the form is described in `oip_grpc`).
+
 Blank lines and lines starting with ``#`` are skipped, as Iago does.
 
 What reaches the wire is checked here, once, so that ``seldon-load replay check`` and a run
@@ -51,6 +54,11 @@ _SECRET_HEADER_WORD = re.compile(
 _SECRET_QUERY_VALUE = re.compile(
     r"(?i)(?<![A-Za-z0-9])(" + "|".join(SECRET_QUERY_KEYS) + r")=[ ]*[^&#; ]*"
 )
+GRPC_METHOD = "GRPC"
+"""The first word of a gRPC line (read by `oip_grpc.parse_grpc_line`)."""
+NEVER_REPLAYED = frozenset({"x-seldon-route"})
+"""Headers a request never carries, wherever they come from: Seldon Core 2's mesh sets
+``x-seldon-route`` on its answers, and its routes match only requests without it."""
 SHOWN_CHARS = 120
 """How much of a bad line an error shows (after secrets are masked)."""
 
@@ -187,13 +195,15 @@ def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> Rep
         return ReplayRequest("GET", _wire_target(stripped), line_number=line_number)
 
     method, _, rest = stripped.partition(" ")
+    if method == GRPC_METHOD:
+        return _parse_grpc(stripped, line_number, source)
     if method not in METHODS:
         raise ReplayError(
             source,
             line_number,
             f"unknown method {method[:20]!r}: a line is a URL, a path, or "
             f"'METHOD TARGET [Header:value ...] [BODY]' with METHOD one of "
-            f"{', '.join(sorted(METHODS))}",
+            f"{', '.join(sorted(METHODS))}, or a gRPC call '{GRPC_METHOD} /SERVICE/METHOD ...'",
             stripped,
         )
     rest = rest.lstrip(" ")
@@ -239,6 +249,16 @@ def parse_line(text: str, line_number: int = 0, source: str = "<replay>") -> Rep
                 source, line_number, "the body is JSON nested too deeply to read", stripped
             ) from None
     return ReplayRequest(method, _wire_target(target), tuple(headers), body, line_number)
+
+
+def _parse_grpc(text: str, line_number: int, source: str) -> ReplayRequest | None:
+    """A gRPC line, read (and encoded once, to check it) by the gRPC module."""
+    from .oip_grpc import parse_grpc_line  # imports this module: imported when first needed
+
+    try:
+        return parse_grpc_line(text, line_number, source)
+    except ImportError as exc:  # protobuf, to check the request, is the grpc extra's
+        raise ReplayError(source, line_number, str(exc)) from None
 
 
 def parse_raw_line(raw: bytes, line_number: int, source: str) -> ReplayRequest | None:

@@ -288,7 +288,7 @@ def test_help_documents_every_option():
         ),
         (
             ["--key", "__KEYFILE__", "--feature", IRIS[0], "--batch", "2"],
-            "seldon-load: error: --batch applies to --protocol v2 and v1 only, not legacy",
+            "seldon-load: error: --batch applies to --protocol v2, v1 and grpc only, not legacy",
         ),
         (
             ["--protocol", "v2", "--key", KEY, "--feature", IRIS[0]],

@@ -511,10 +511,10 @@ def test_bad_feature_specs_name_the_feature_and_the_problem(tmp_path, spec, inde
     [
         (
             {"protocol": "legacy", "batch": 2, "consumer_key": KEY},
-            "batch is for the v2 and v1 protocols only, not legacy",
+            "batch is for the v2, v1 and grpc protocols only, not legacy",
         ),
         ({"protocol": "legacy"}, "needs a consumer key"),
-        ({"protocol": "v1", "outputs": ["x"]}, "v2 protocol"),
+        ({"protocol": "v1", "outputs": ["x"]}, "v2 and grpc protocols"),
         ({"protocol": "v2", "tensor": True}, "v1 protocol only"),
         ({"protocol": "v2", "model": "a b"}, "model name"),
         ({"protocol": "v3"}, "unknown protocol"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -28,7 +28,7 @@ from pytest_seldon_load.oip_grpc import (
     parse_grpc_line,
     prepare,
 )
-from pytest_seldon_load.replay import ReplayError, parse_line, write_replay
+from pytest_seldon_load.replay import ReplayError, ReplayFile, parse_line, write_replay
 from pytest_seldon_load.result import LoadResult, Recorder
 
 needs_mlserver = pytest.mark.skipif(
@@ -178,7 +178,7 @@ def test_prediction_request_round_trips_through_a_replay_file(tmp_path: Path) ->
     assert line.startswith(f"GRPC {MODEL_INFER} seldon-model:iris {{")
     parsed = parse_grpc_line(line, 1, str(replay))
     assert parsed == request
-    document = json.loads(parsed.body)
+    document = json.loads(parsed.body or b"")
     assert document["model_name"] == "iris"
     assert document["inputs"][0]["shape"] == [2, 4]
     assert document["inputs"][0]["datatype"] == "FP64"
@@ -450,3 +450,584 @@ def test_close_fails_pending_calls_with_the_reason() -> None:
     outcomes = asyncio.run(main())
     assert sorted(outcomes[:3]) == [(0, "interrupted"), (1, "interrupted"), (2, "interrupted")]
     assert outcomes[3] == ("late", "cancelled")
+
+
+# ---- the grpc protocol: replays, endpoints, the engine -------------------------------------
+
+IRIS_FEATURES = [{"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5)]
+
+
+def test_grpc_is_a_registered_protocol_with_its_own_schemes() -> None:
+    from pytest_seldon_load import protocols
+
+    assert "grpc" in protocols.names()
+    assert protocols.get("grpc").schemes == ("grpc", "grpcs")
+    assert protocols.judge("grpc", 0, b"") is None
+    assert protocols.judge("grpc", 12, b"") == "grpc_UNIMPLEMENTED"
+
+
+def test_replay_file_reads_grpc_lines_and_check_agrees_with_a_run(tmp_path: Path) -> None:
+    """`replay check` and a run read the same lines the same way (one parser)."""
+    from pytest_seldon_load.cli.replay import check_replay
+    from pytest_seldon_load.replay import ReplayFile
+
+    good = grpc_request("iris", [IRIS_ROW]).to_line()
+    lines = [
+        good,
+        f"GRPC {MODEL_INFER} seldon-model:iris " + good.split(" ", 2)[2],
+        f"GRPC {MODEL_INFER} {{not json",
+        f'GRPC {MODEL_INFER} {{"model_name":"m","inputs":[]}}',
+        "GRPC /inference.GRPCInferenceService/ServerLive {}",
+        f"GRPC {MODEL_INFER} grpc-timeout:1S " + good.split(" ", 2)[2],
+    ]
+    for number, line in enumerate(lines, 1):
+        path = tmp_path / f"{number}.replay"
+        path.write_text(line + "\n")
+        counts, bad = check_replay(path)
+        try:
+            read = list(ReplayFile(path))
+        except ReplayError:
+            read = None
+        assert (read is None) == bool(bad), line
+        if read is not None:
+            assert counts == {("GRPC", MODEL_INFER): 1}
+            assert read[0].method == "GRPC"
+    path = tmp_path / "all.replay"
+    path.write_text("\n".join(lines) + "\n")
+    counts, bad = check_replay(path)
+    assert counts == {("GRPC", MODEL_INFER): 2}
+    assert [number for number, _, _ in bad] == [3, 4, 5, 6]
+
+
+def test_write_replay_refuses_a_bad_grpc_request(tmp_path: Path) -> None:
+    line = f'GRPC {MODEL_INFER} {{"model_name":"m","inputs":[]}}'
+    with pytest.raises(ValueError, match="replay request 1: bad ModelInfer request: inputs"):
+        write_replay(tmp_path / "bad.replay", [line])
+    assert not (tmp_path / "bad.replay").exists()
+
+
+def test_prediction_replay_in_grpc_encodes_every_line(tmp_path: Path) -> None:
+    from pytest_seldon_load.generate import write_prediction_replay
+    from pytest_seldon_load.oip_grpc import model_infer_request_class
+
+    replay = write_prediction_replay(
+        tmp_path / "g.replay",
+        protocol="grpc",
+        features=IRIS_FEATURES,
+        num=50,
+        batch=3,
+        model="iris",
+        seldon_model_header="iris.pipeline",
+        outputs=["predict"],
+    )
+    requests = list(replay)
+    assert len(requests) == 50
+    first = requests[0]
+    assert (first.method, first.target, first.headers) == (
+        "GRPC",
+        MODEL_INFER,
+        (("seldon-model", "iris.pipeline"),),
+    )
+    message = model_infer_request_class().FromString(prepare(first).message)
+    assert message.model_name == "iris"
+    assert list(message.inputs[0].shape) == [3, 4]
+    assert message.inputs[0].datatype == "FP64"
+    assert len(message.inputs[0].contents.fp64_contents) == 12
+    assert all(0 <= v <= 5 for v in message.inputs[0].contents.fp64_contents)
+    assert [o.name for o in message.outputs] == ["predict"]
+
+
+def test_prediction_replay_in_grpc_carries_strings_one_input_per_feature(tmp_path: Path) -> None:
+    from pytest_seldon_load.generate import write_prediction_replay
+    from pytest_seldon_load.oip_grpc import model_infer_request_class
+
+    replay = write_prediction_replay(
+        tmp_path / "g.replay",
+        protocol="grpc",
+        features=[
+            {"name": "size", "type": "numeric", "min": 0, "max": 1},
+            {"name": "colour", "type": "categorical", "values": ["red", "blue"]},
+        ],
+        num=5,
+    )
+    message = model_infer_request_class().FromString(prepare(next(iter(replay))).message)
+    size, colour = message.inputs
+    assert (size.name, size.datatype, colour.name, colour.datatype) == (
+        "size",
+        "FP64",
+        "colour",
+        "BYTES",
+    )
+    assert colour.contents.bytes_contents[0] in (b"red", b"blue")
+
+
+def test_grpc_prediction_refuses_v1_options(tmp_path: Path) -> None:
+    from pytest_seldon_load.generate import write_prediction_replay
+    from pytest_seldon_load.protocols import ProtocolOptionError
+
+    with pytest.raises(ProtocolOptionError, match="tensor is for the v1 protocol only, not grpc"):
+        write_prediction_replay(
+            tmp_path / "g.replay", protocol="grpc", features=IRIS_FEATURES, tensor=True
+        )
+
+
+def test_cli_writes_a_grpc_prediction_replay_that_check_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_seldon_load.cli import main
+
+    out = tmp_path / "g.replay"
+    code = main(
+        [
+            "replay",
+            "prediction",
+            "--protocol",
+            "grpc",
+            "--model",
+            "iris",
+            "--seldon-model",
+            "--batch",
+            "2",
+            "--num",
+            "20",
+            "--replay",
+            str(out),
+            *[arg for spec in IRIS_FEATURES for arg in ("--feature", json.dumps(spec))],
+        ]
+    )
+    assert code == 0, capsys.readouterr()
+    assert "wrote 20 grpc prediction requests (2 rows each)" in capsys.readouterr().out
+    line = out.read_text().splitlines()[0]
+    assert line.startswith(f'GRPC {MODEL_INFER} seldon-model:iris {{"model_name":"iris",')
+    assert main(["replay", "check", str(out)]) == 0
+    assert f"20  GRPC   {MODEL_INFER}" in capsys.readouterr().out
+
+
+def test_cli_refuses_a_v1_option_for_grpc(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from pytest_seldon_load.cli import main
+
+    out = tmp_path / "g.replay"
+    feature = json.dumps(IRIS_FEATURES[0])
+    code = main(
+        [
+            "replay",
+            "prediction",
+            "--protocol",
+            "grpc",
+            "--tensor",
+            "--feature",
+            feature,
+            "--replay",
+            str(out),
+        ]
+    )
+    assert code == 2
+    assert not out.exists()
+    assert "--tensor applies to --protocol v1 only, not grpc" in capsys.readouterr().err
+
+
+# ---- endpoints ------------------------------------------------------------------------------
+
+
+def test_endpoint_takes_a_grpc_url_and_headers_as_metadata() -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+
+    endpoint = SeldonEndpoint(
+        "grpc://127.0.0.1:8081",
+        protocol="grpc",
+        headers={"Seldon-Model": "iris", "Authorization": "Bearer abc def"},
+    )
+    assert endpoint.base_url == "grpc://127.0.0.1:8081"
+    assert endpoint.infer_path == MODEL_INFER
+    assert "abc def" not in repr(endpoint)
+
+
+@pytest.mark.parametrize(
+    ("url", "protocol", "words"),
+    [
+        ("http://127.0.0.1:8080", "grpc", "the grpc protocol needs a grpc://host:port URL"),
+        ("grpc://127.0.0.1:8081", "v2", "a grpc:// URL is for protocol grpc"),
+        ("grpc://127.0.0.1:8081/v2/models", "grpc", "a gRPC target has no path"),
+        ("grpc://", "grpc", "must look like grpc://host:port"),
+    ],
+)
+def test_endpoint_refuses_a_url_of_the_wrong_kind(url: str, protocol: str, words: str) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+
+    with pytest.raises(ValueError, match=None) as caught:
+        SeldonEndpoint(url, protocol=protocol)
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"), [("grpc-timeout", "set by gRPC itself"), ("trace-bin", "binary")]
+)
+def test_endpoint_refuses_headers_that_cannot_be_metadata(name: str, words: str) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+
+    with pytest.raises(ValueError, match=f"header {name}: .*{words}"):
+        SeldonEndpoint("grpc://127.0.0.1:1", protocol="grpc", headers={name: "x"})
+
+
+# ---- x-seldon-route is never replayed -------------------------------------------------------
+
+
+def test_route_pin_is_dropped_from_grpc_metadata() -> None:
+    request = grpc_request("iris", [IRIS_ROW], metadata=[("x-seldon-route", ":iris_1:")])
+    payload = prepare(request, {"X-Seldon-Route": ":iris_2:", "Seldon-Model": "iris"})
+    assert dict(payload.metadata) == {"seldon-model": "iris"}
+
+
+def test_route_pin_is_dropped_from_http_requests() -> None:
+    """Neither the endpoint's headers nor a replay line's put x-seldon-route on the wire."""
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.plan import EngineSettings
+    from pytest_seldon_load.transport import HttpTransport
+
+    endpoint = SeldonEndpoint(
+        "http://127.0.0.1:1", headers={"X-Seldon-Route": ":iris_1:", "Seldon-Model": "iris"}
+    )
+
+    async def wire() -> list[bytes]:
+        transport = HttpTransport(endpoint, EngineSettings(connections=1))
+        plain = parse_line("/v2/models/iris/ready", 1)
+        pinned = parse_line("POST /v2/models/iris/infer x-seldon-route::iris_3: X-Team:ml {}", 2)
+        assert plain is not None and pinned is not None
+        payloads = [transport.prepare(plain), transport.prepare(pinned)]
+        transport.close("cancelled")
+        return payloads
+
+    for payload in asyncio.run(wire()):
+        assert b"seldon-route" not in payload.lower()
+        assert b"Seldon-Model: iris" in payload
+
+
+def test_http_transport_refuses_a_grpc_line() -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.plan import EngineSettings
+    from pytest_seldon_load.transport import HttpTransport
+
+    async def prepare_it() -> None:
+        transport = HttpTransport(SeldonEndpoint("http://127.0.0.1:1"), EngineSettings())
+        try:
+            transport.prepare(grpc_request("iris", [IRIS_ROW]))
+        finally:
+            transport.close("cancelled")
+
+    with pytest.raises(ValueError, match="a gRPC call cannot go over HTTP"):
+        asyncio.run(prepare_it())
+
+
+# ---- the engine over gRPC -------------------------------------------------------------------
+
+
+def _grpc_replay(tmp_path: Path, model: str = "iris") -> ReplayFile:
+    from pytest_seldon_load.generate import write_prediction_replay
+
+    return write_prediction_replay(
+        tmp_path / f"{model}.replay", protocol="grpc", features=IRIS_FEATURES, num=40, model=model
+    )
+
+
+def _engine_run(
+    url: str,
+    replay: ReplayFile,
+    *,
+    rate: float = 40,
+    duration: float = 1.0,
+    timeout: float = 5.0,
+) -> LoadResult:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import run_load
+    from pytest_seldon_load.plan import EngineSettings
+
+    settings = EngineSettings(connections=4, timeout=timeout, lag_threshold_ms=50)
+    endpoint = SeldonEndpoint(url, protocol="grpc")
+    return run_load(endpoint, replay, rate=rate, duration=duration, settings=settings)
+
+
+@needs_mlserver
+def test_engine_open_loop_over_grpc_has_no_errors(
+    mlserver: LocalSeldonServer, tmp_path: Path
+) -> None:
+    result = _engine_run(mlserver.grpc_url, _grpc_replay(tmp_path), rate=60, duration=1.5)
+
+    assert result.requests == result.scheduled == 90
+    assert result.errors == 0, result.error_kinds
+    assert result.status_codes == {0: 90}
+    assert 0 < result.service_percentile(50) <= result.p99 < 5000
+
+
+@needs_mlserver
+def test_tight_grpc_budget_fails_with_the_usual_message(
+    mlserver: LocalSeldonServer, tmp_path: Path
+) -> None:
+    from pytest_seldon_load import assert_p99_below
+
+    result = _engine_run(mlserver.grpc_url, _grpc_replay(tmp_path), rate=40, duration=1.0)
+    assert result.errors == 0, result.error_kinds
+    with pytest.raises(AssertionError, match=r"p99 latency .* is over its budget of 1us"):
+        assert_p99_below(result, "0.001ms", allow_lag=True)
+    assert_p99_below(result, "5s")
+
+
+@needs_mlserver
+def test_engine_counts_an_unknown_model_by_code_name(
+    mlserver: LocalSeldonServer, tmp_path: Path
+) -> None:
+    result = _engine_run(mlserver.grpc_url, _grpc_replay(tmp_path, "no-such-model"), rate=20)
+
+    assert result.ok == 0
+    assert result.error_kinds == {"grpc_NOT_FOUND": 20}
+
+
+def test_engine_counts_a_server_without_the_service_as_unimplemented(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))  # serves no service at all
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        result = _engine_run(f"grpc://127.0.0.1:{port}", _grpc_replay(tmp_path), rate=20)
+    finally:
+        server.stop(0)
+    assert result.error_kinds == {"grpc_UNIMPLEMENTED": 20}
+    assert result.status_codes == {grpc.StatusCode.UNIMPLEMENTED.value[0]: 20}
+
+
+def test_engine_counts_an_unreachable_server_as_one_kind(tmp_path: Path) -> None:
+    with ClosedPort() as closed:
+        result = _engine_run(f"grpc://127.0.0.1:{closed.port}", _grpc_replay(tmp_path), rate=20)
+    assert result.error_kinds == {"grpc_unreachable": 20}
+
+
+def test_engine_against_plain_http_errors_cleanly_and_on_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from time import monotonic
+
+    caplog.set_level(logging.CRITICAL, logger="aiohttp")
+    with ServerThread(by_path) as http:
+        began = monotonic()
+        result = _engine_run(
+            f"grpc://127.0.0.1:{http.port}", _grpc_replay(tmp_path), rate=20, timeout=3.0
+        )
+        took = monotonic() - began
+    assert result.error_kinds == {"grpc_not_http2": 20}
+    assert result.max < 3000  # each call failed before its deadline
+    assert took < 1.0 + 3.0 + 2.0  # the run ends: sending time, one deadline, the drain grace
+
+
+def test_engine_refuses_an_http_replay_for_a_grpc_endpoint(tmp_path: Path) -> None:
+    replay = write_replay(tmp_path / "http.replay", ["/v2/models/iris/ready"])
+    with pytest.raises(ValueError, match="line 1: GET /v2/models/iris/ready is not a gRPC call"):
+        _engine_run("grpc://127.0.0.1:1", replay, rate=5, duration=0.2)
+
+
+def test_prediction_replay_follows_the_endpoints_infer_path(tmp_path: Path) -> None:
+    """A Core 2 pipeline's endpoint is predicted at /v2/pipelines/NAME/infer, not /v2/models."""
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.pytest_plugin.fixtures import ReplayFactory
+
+    pipeline = SeldonEndpoint(
+        "http://127.0.0.1:1",
+        model="chain",
+        headers={"Seldon-Model": "chain.pipeline"},
+        infer_path_override="/v2/pipelines/chain/infer",
+    )
+    model = SeldonEndpoint("http://127.0.0.1:1", model="iris")
+    factory = ReplayFactory(tmp_path)
+
+    assert {r.target for r in factory.prediction(pipeline, num=5)} == {"/v2/pipelines/chain/infer"}
+    assert {r.target for r in factory.prediction(model, num=5)} == {"/v2/models/iris/infer"}
+    grpc_endpoint = SeldonEndpoint("grpc://127.0.0.1:1", protocol="grpc", model="iris")
+    assert {r.method for r in factory.prediction(grpc_endpoint, num=5)} == {"GRPC"}
+
+
+# ---- the plugin: --seldon-protocol grpc -----------------------------------------------------
+
+GRPC_SUITE = """
+import pytest
+
+@pytest.mark.load
+def test_over_grpc(seldon_endpoint, replay_file, load_run):
+    assert seldon_endpoint.protocol == "grpc"
+    assert seldon_endpoint.base_url.startswith("grpc://127.0.0.1:")
+    replay = replay_file.prediction(seldon_endpoint, num=50)
+    result = load_run(seldon_endpoint, replay, rate=40, duration="1s", lag_threshold_ms=50)
+    assert result.requests == 40
+    assert result.status_codes == {0: 40}, result.error_kinds
+"""
+
+
+@needs_mlserver
+def test_seldon_protocol_grpc_without_url_load_tests_the_local_server(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    outcome = pytester.runpytest("-p", "no:cacheprovider", "--seldon-protocol", "grpc")
+    outcome.assert_outcomes(passed=1)
+
+
+def test_seldon_headers_travel_as_grpc_metadata(pytester: pytest.Pytester) -> None:
+    """--seldon-url grpc://... --seldon-header: every call carries the header as metadata; a
+    mesh pin given as a header is not sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen: list[dict[str, str]] = []
+
+    def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+        seen.append(dict(context.invocation_metadata()))
+        return b""
+
+    class Recording(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            if details.method != MODEL_INFER:
+                return None
+            return grpc.unary_unary_rpc_method_handler(answer)
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([Recording()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    try:
+        outcome = pytester.runpytest(
+            "-p",
+            "no:cacheprovider",
+            f"--seldon-url=grpc://127.0.0.1:{port}",
+            "--seldon-protocol=grpc",
+            "--seldon-header=Seldon-Model:iris.pipeline",
+            "--seldon-header=X-Seldon-Route::iris_1:",
+        )
+    finally:
+        server.stop(0)
+    outcome.assert_outcomes(passed=1)
+    assert len(seen) == 40
+    assert all(m.get("seldon-model") == "iris.pipeline" for m in seen)
+    assert not any("x-seldon-route" in m for m in seen)
+
+
+def test_a_plain_http_url_with_protocol_grpc_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_suite=GRPC_SUITE)
+    outcome = pytester.runpytest(
+        "-p", "no:cacheprovider", "--seldon-url=http://127.0.0.1:1", "--seldon-protocol=grpc"
+    )
+    outcome.assert_outcomes(errors=1)
+    outcome.stdout.fnmatch_lines(["*the grpc protocol needs a grpc://host:port URL*"])
+
+
+@needs_mlserver
+def test_cli_run_over_grpc(
+    mlserver: LocalSeldonServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_seldon_load.cli import main
+
+    replay = _grpc_replay(tmp_path)
+    args = ["run", "--url", mlserver.grpc_url, "--protocol", "grpc", "--replay", str(replay)]
+    code = main([*args, "--rate", "20", "--duration", "1s", "--threshold", "error_rate<0.01"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "20 requests sent of 20 scheduled" in out
+
+
+def test_cli_run_refuses_an_http_url_for_grpc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_seldon_load.cli import main
+
+    replay = _grpc_replay(tmp_path)
+    args = ["run", "--url", "http://127.0.0.1:1", "--protocol", "grpc", "--replay", str(replay)]
+    assert main([*args, "--rate", "5", "--duration", "1s"]) == 2
+    assert "--url: the grpc protocol needs a grpc://host:port URL" in capsys.readouterr().err
+
+
+@needs_mlserver
+def test_an_answer_over_the_size_limit_is_counted_by_code(
+    mlserver: LocalSeldonServer, tmp_path: Path
+) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import run_load
+    from pytest_seldon_load.plan import EngineSettings
+
+    result = run_load(
+        SeldonEndpoint(mlserver.grpc_url, protocol="grpc"),
+        _grpc_replay(tmp_path),
+        rate=20,
+        duration=0.5,
+        settings=EngineSettings(max_answer_bytes=10, lag_threshold_ms=50),
+    )
+    assert result.error_kinds == {"grpc_RESOURCE_EXHAUSTED": 10}
+
+
+def test_http_tls_settings_are_refused_for_grpc_not_ignored(tmp_path: Path) -> None:
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import run_load
+    from pytest_seldon_load.plan import EngineSettings
+    from pytest_seldon_load.tls import TlsSettings
+
+    with pytest.raises(ValueError, match=r"TLS settings .* apply to HTTP only"):
+        run_load(
+            SeldonEndpoint("grpcs://127.0.0.1:1", protocol="grpc"),
+            _grpc_replay(tmp_path),
+            rate=5,
+            duration=0.2,
+            settings=EngineSettings(tls=TlsSettings(insecure=True)),
+        )
+
+
+def test_stopping_a_run_against_a_stalled_grpc_server_keeps_the_calls_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Stopped mid-run, every call still waiting counts as interrupted_in_flight, at once."""
+    import contextlib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from time import monotonic
+
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.engine import ActiveRun, RunInterrupted, run_load
+    from pytest_seldon_load.plan import EngineSettings
+
+    released = threading.Event()
+
+    def stall(request: bytes, context: grpc.ServicerContext) -> bytes:
+        released.wait(10)
+        return b""
+
+    class Stalled(grpc.GenericRpcHandler):
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(stall)
+
+    @contextlib.asynccontextmanager
+    async def stop_soon(run: ActiveRun) -> AsyncIterator[None]:
+        asyncio.get_running_loop().call_later(0.8, run.stop)
+        yield
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=64))
+    server.add_generic_rpc_handlers([Stalled()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    began = monotonic()
+    try:
+        with pytest.raises(RunInterrupted) as stopped:
+            run_load(
+                SeldonEndpoint(f"grpc://127.0.0.1:{port}", protocol="grpc"),
+                _grpc_replay(tmp_path),
+                rate=40,
+                duration=30,
+                settings=EngineSettings(timeout=20, lag_threshold_ms=50),
+                companion=stop_soon,
+            )
+        elapsed = monotonic() - began
+    finally:
+        released.set()
+        server.stop(0)
+    result = stopped.value.result
+    assert elapsed < 5
+    assert result.interrupted
+    assert 20 <= result.requests <= 50
+    assert result.error_kinds == {"interrupted_in_flight": result.requests}

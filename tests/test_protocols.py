@@ -28,13 +28,15 @@ IRIS = [{"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(
 
 
 def test_one_list_of_protocols_in_one_order():
-    assert protocols.names() == ("v2", "v1", "legacy")
+    assert protocols.names() == ("v2", "v1", "legacy", "grpc")
     assert PROTOCOLS == PREDICTION_PROTOCOLS == protocols.names()
 
 
 @pytest.mark.parametrize("name", ["v3", "V2", "", None])
 def test_an_unknown_protocol_names_the_known_ones_in_order(name):
-    with pytest.raises(ValueError, match=r"unknown protocol .*; choose one of v2, v1, legacy$"):
+    with pytest.raises(
+        ValueError, match=r"unknown protocol .*; choose one of v2, v1, legacy, grpc$"
+    ):
         protocols.get(name)
     with pytest.raises(ValueError, match=r"^protocol: unknown protocol"):
         SeldonEndpoint("http://127.0.0.1:9", protocol=name)
@@ -78,8 +80,8 @@ def test_each_protocol_judges_its_own_answers(name, status, body, kind):
     ("name", "given", "message"),
     [
         ("v2", ["tensor"], "tensor is for the v1 protocol only, not v2"),
-        ("legacy", ["consumer_key", "batch"], "batch is for the v2 and v1 protocols only"),
-        ("v1", ["seldon_model_header"], "seldon_model_header is for the v2 protocol only"),
+        ("legacy", ["consumer_key", "batch"], "batch is for the v2, v1 and grpc protocols only"),
+        ("v1", ["seldon_model_header"], "seldon_model_header is for the v2 and grpc protocols"),
         ("legacy", [], "the legacy protocol needs a consumer key"),
     ],
 )
@@ -146,8 +148,8 @@ def plain(monkeypatch):
 
 
 def test_a_new_protocol_is_one_class_and_one_registration_line(plain, tmp_path):
-    assert protocols.names() == ("v2", "v1", "legacy", "plain")
-    with pytest.raises(ProtocolOptionError, match="batch is for the v2 and v1 protocols"):
+    assert protocols.names() == ("v2", "v1", "legacy", "grpc", "plain")
+    with pytest.raises(ProtocolOptionError, match="batch is for the v2, v1 and grpc protocols"):
         write_prediction_replay(tmp_path / "x", protocol="plain", features=IRIS, batch=2)
     replay = write_prediction_replay(
         tmp_path / "plain.replay", protocol="plain", features=IRIS, num=20, model="m1"

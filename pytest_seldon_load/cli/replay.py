@@ -145,7 +145,8 @@ def _add_prediction(kinds: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help=f"{_only('model')}: model name in /v2/models/MODEL/infer (default: iris)",
+        help=f"{_only('model')}: model name in /v2/models/MODEL/infer, or gRPC's model_name "
+        "(default: iris)",
     )
     parser.add_argument(
         "--output",
@@ -242,7 +243,7 @@ def cmd_replay_prediction(args: argparse.Namespace) -> int:
             hint = _NEEDED_HINTS.get(exc.option, "")
             raise CommandError(f"--protocol {protocol} needs {flag}{hint}") from None
         raise CommandError(
-            f"{flag} applies to --protocol {' and '.join(exc.accepted_by)} only, not {protocol}"
+            f"{flag} applies to --protocol {exc.listed} only, not {protocol}"
         ) from None
     layout = chosen.layout_note(columns) if columns is not None else ""
     key = _load_key(args.key) if args.key is not None else None
@@ -429,7 +430,8 @@ def _add_check(kinds: argparse._SubParsersAction) -> None:
         description=(
             "Read a replay file as the load engine does; print the number of requests per "
             "method and path (query left out) and every line that cannot be sent (and JSON "
-            "bodies that do not parse). Exit code 1 when a line is bad or there is no request."
+            "bodies that do not parse; a GRPC line's request is encoded as it will be sent). "
+            "Exit code 1 when a line is bad or there is no request."
         ),
     )
     parser.add_argument("file", metavar="FILE", help="the replay file")

@@ -145,7 +145,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         "--protocol",
         choices=PROTOCOLS,
         default="v2",
-        help="how responses are judged: v2, v1 or legacy (default: v2)",
+        help="how requests travel and responses are judged: v2, v1, legacy, or grpc (with "
+        "--url grpc://HOST:PORT) (default: v2)",
     )
     parser.add_argument("--model", default="iris", help="model name (v2; default: iris)")
     parser.add_argument(
@@ -154,7 +155,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME:VALUE",
-        help="a header for every request (repeatable)",
+        help="a header for every request (gRPC: metadata) (repeatable)",
     )
     parser.add_argument(
         "--connections",

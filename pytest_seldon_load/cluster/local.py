@@ -1,8 +1,8 @@
 """A real Seldon model server on loopback: MLServer serving a small sklearn iris model.
 
 MLServer is the inference server inside Seldon Core, and it speaks the Open Inference
-Protocol ("V2") that Seldon deployments expose, so load tests run against it exercise the
-same request path as a cluster without needing one.
+Protocol ("V2") that Seldon deployments expose, over HTTP and over gRPC, so load tests run
+against it exercise the same request path as a cluster without needing one.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import requests
 from ..endpoint import SeldonEndpoint
 
 INSTALL_HINT = "pip install 'pytest-seldon-load[local]'"
+SERVED_PROTOCOLS = ("v2", "grpc")
+"""What MLServer answers: the Open Inference Protocol over HTTP and over gRPC."""
 
 LOG_TAIL_LINES = 20
 STOP_GRACE_S = 5.0
@@ -176,9 +178,16 @@ class LocalSeldonServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def endpoint(self) -> SeldonEndpoint:
-        """The running server as a V2 endpoint for load runs."""
-        return SeldonEndpoint(self.base_url, protocol="v2", model=self.model, name="local")
+    def endpoint(self, protocol: str = "v2", name: str = "local") -> SeldonEndpoint:
+        """The running server as an endpoint for load runs: ``v2`` over HTTP, or ``grpc``
+        (the Open Inference Protocol on MLServer's gRPC port)."""
+        if protocol not in SERVED_PROTOCOLS:
+            raise ValueError(
+                f"protocol: the local server speaks {' and '.join(SERVED_PROTOCOLS)}, "
+                f"not {protocol!r}"
+            )
+        url = self.grpc_url if protocol == "grpc" else self.base_url
+        return SeldonEndpoint(url, protocol=protocol, model=self.model, name=name)
 
     def start(self) -> LocalSeldonServer:
         """Launch MLServer and block until the model reports ready; a no-op while it runs.
@@ -306,13 +315,25 @@ class LocalSeldonServer:
                     code = None if process is None else process.returncode
                     raise self._failure(f"MLServer exited during start-up (exit code {code})")
                 with contextlib.suppress(requests.RequestException):
-                    if session.get(ready_url, timeout=1.0).status_code == 200:
+                    if session.get(ready_url, timeout=1.0).status_code == 200 and (
+                        self._grpc_listening()
+                    ):
                         return
                 if time.monotonic() >= deadline:
                     raise self._failure(
                         f"model {self.model!r} was not ready within {self.startup_timeout:g} s"
                     )
                 time.sleep(POLL_INTERVAL_S)
+
+    def _grpc_listening(self) -> bool:
+        """Whether the gRPC port takes connections (MLServer opens it beside the HTTP one)."""
+        if self._grpc_port is None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", self._grpc_port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def _failure(self, reason: str) -> LocalServerError:
         return LocalServerError(

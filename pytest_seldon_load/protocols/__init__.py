@@ -3,6 +3,7 @@
 * ``v2``: the Open Inference Protocol (MLServer, Seldon Core v2, KServe, Triton).
 * ``v1``: Seldon Core v1's ``/api/v1.0/predictions``.
 * ``legacy``: the seldon-server JS API the original Iago replays target (GET, JSONP).
+* ``grpc``: the Open Inference Protocol over gRPC (``ModelInfer``; MLServer, Seldon Core v2).
 
 A response is an error when its status is not 2xx, and also when a 200 carries the protocol's
 failure in its body (a proxy may answer 200 for a failed graph). To add a protocol, write a
@@ -22,6 +23,7 @@ from .base import (
     SeldonProtocol,
     UnsupportedFeature,
 )
+from .grpc import Grpc
 from .legacy import Legacy, legacy_predict_line, unwrap_jsonp
 from .v1 import V1, v1_request
 from .v2 import V2, v2_datatype, v2_layout, v2_request, v2_request_columns
@@ -63,6 +65,7 @@ def register(protocol: SeldonProtocol) -> SeldonProtocol:
 register(V2())
 register(V1())
 register(Legacy())
+register(Grpc())
 
 
 def names() -> tuple[str, ...]:

@@ -52,6 +52,9 @@ class PredictionOptions:
     outputs: tuple[str, ...] = ()
     seldon_model_header: str | None = None
     input_name: str = "predict"
+    infer_path: str = ""
+    """The endpoint's prediction path when it is not the protocol's own (a Core 2 pipeline's
+    ``/v2/pipelines/NAME/infer``); '' for the protocol's."""
 
 
 class ProtocolOptionError(ValueError):
@@ -62,14 +65,14 @@ class ProtocolOptionError(ValueError):
         self.protocol = protocol
         self.accepted_by = tuple(accepted_by)
         self.missing = not accepted_by
+        named = list(self.accepted_by)
+        self.listed = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 2 else named)
+        """The protocols that take the option, as a sentence lists them."""
         if self.missing:
             message = f"the {protocol} protocol needs a {option.replace('_', ' ')}"
         else:
             plural = "s" if len(self.accepted_by) > 1 else ""
-            message = (
-                f"{option} is for the {' and '.join(self.accepted_by)} protocol{plural} only, "
-                f"not {protocol}"
-            )
+            message = f"{option} is for the {self.listed} protocol{plural} only, not {protocol}"
         super().__init__(message)
 
 
@@ -93,6 +96,8 @@ class SeldonProtocol(ABC):
     """`PredictionOptions` fields this protocol uses when writing predictions."""
     needs: ClassVar[frozenset[str]] = frozenset()
     """Of those, the ones a prediction replay cannot be written without."""
+    schemes: ClassVar[tuple[str, ...]] = ("http", "https")
+    """The URL schemes an endpoint of this protocol is reached by."""
 
     @abstractmethod
     def infer_path(self, model: str) -> str:
@@ -116,6 +121,17 @@ class SeldonProtocol(ABC):
     def layout_note(self, columns: Sequence[Column]) -> str:
         """Anything a user should know about how these features travel ('' for nothing)."""
         return ""
+
+    def url_problem(self, url: str) -> str | None:
+        """Why `url` (in one of `schemes`) cannot be this protocol's endpoint (None: it can)."""
+        return None
+
+    def header_problem(self, name: str, value: str) -> str | None:
+        """Why a header of the endpoint cannot travel with this protocol (None: it can).
+
+        Every header is first checked as an HTTP header; a protocol may refuse more.
+        """
+        return None
 
     def transport(self, endpoint: SeldonEndpoint, settings: EngineSettings) -> Transport:
         """What carries this protocol's requests; built inside the run's event loop."""

@@ -151,57 +151,69 @@ class V2(SeldonProtocol):
     def prediction_formatter(
         self, columns: Sequence[Column], options: PredictionOptions
     ) -> Formatter:
-        model, header = options.model, options.seldon_model_header
-        if not _MODEL.match(model):
-            raise ValueError(f"model name {model!r} must be letters, digits, '.', '_' and '-'")
-        if header is not None and not _HEADER_VALUE.match(header):
-            raise ValueError(
-                f"Seldon-Model header {header!r} must be printable ASCII with no spaces"
-            )
-        for output in options.outputs:
-            if not isinstance(output, str) or not output:
-                raise ValueError(f"a requested output must be a non-empty name, got {output!r}")
-        batch = options.batch
-        prefix = f"POST {self.infer_path(model)} "
-        if header:
-            prefix += f"Seldon-Model:{header} "
+        check_oip_options(options)
+        prefix = f"POST {options.infer_path or self.infer_path(options.model)} "
+        if options.seldon_model_header:
+            prefix += f"Seldon-Model:{options.seldon_model_header} "
         prefix += "Content-Type:application/json "
-        tail = "]}]"
-        if options.outputs:
-            tail += ',"outputs":' + compact([{"name": o} for o in options.outputs])
-        tail += "}"
-        if v2_layout(columns) == "single":
-            integers = all(c.kind == "int" for c in columns)
-            datatype, encoding = ("INT64", "json") if integers else ("FP64", "fp64")
-            head = (
-                f'{prefix}{{"inputs":[{{"name":{json.dumps(options.input_name)},'
-                f'"shape":[{batch},{len(columns)}],"datatype":"{datatype}","data":['
-            )
+        return oip_formatter(columns, options, prefix)
 
-            def format_single(samples: list[np.ndarray]) -> list[str]:
-                texts = [c.texts(s, encoding) for c, s in zip(columns, samples, strict=True)]
-                return [head + g + tail for g in group(rows(texts, ","), batch, ",")]
 
-            return format_single
+def check_oip_options(options: PredictionOptions) -> None:
+    """The model name, Seldon-Model route and outputs of an OIP prediction replay, checked."""
+    model, header = options.model, options.seldon_model_header
+    if not _MODEL.match(model):
+        raise ValueError(f"model name {model!r} must be letters, digits, '.', '_' and '-'")
+    if header is not None and not _HEADER_VALUE.match(header):
+        raise ValueError(f"Seldon-Model header {header!r} must be printable ASCII with no spaces")
+    for output in options.outputs:
+        if not isinstance(output, str) or not output:
+            raise ValueError(f"a requested output must be a non-empty name, got {output!r}")
 
-        literals = [f'{prefix}{{"inputs":[']
-        encodings = []
-        for position, column in enumerate(columns):
-            datatype, encoding = _TYPES[column.kind]
-            encodings.append(encoding)
-            literals[-1] += ("]}," if position else "") + (
-                f'{{"name":{json.dumps(column.name)},"shape":[{batch},1],'
-                f'"datatype":"{datatype}","data":['
-            )
-            literals.append("")
-        literals[-1] += tail
-        line = template(literals)
 
-        def format_columns(samples: list[np.ndarray]) -> list[str]:
-            texts = [
-                group(c.texts(s, e), batch, ",")
-                for c, s, e in zip(columns, samples, encodings, strict=True)
-            ]
-            return list(map(line.format, *texts))
+def oip_formatter(
+    columns: Sequence[Column], options: PredictionOptions, prefix: str, lead: str = ""
+) -> Formatter:
+    """Lines of `prefix` then an OIP inference request document; `lead` is written first
+    inside the document (gRPC's ``"model_name":...,``). The layout is `v2_layout`'s."""
+    batch = options.batch
+    prefix += "{" + lead
+    tail = "]}]"
+    if options.outputs:
+        tail += ',"outputs":' + compact([{"name": o} for o in options.outputs])
+    tail += "}"
+    if v2_layout(columns) == "single":
+        integers = all(c.kind == "int" for c in columns)
+        datatype, encoding = ("INT64", "json") if integers else ("FP64", "fp64")
+        head = (
+            f'{prefix}"inputs":[{{"name":{json.dumps(options.input_name)},'
+            f'"shape":[{batch},{len(columns)}],"datatype":"{datatype}","data":['
+        )
 
-        return format_columns
+        def format_single(samples: list[np.ndarray]) -> list[str]:
+            texts = [c.texts(s, encoding) for c, s in zip(columns, samples, strict=True)]
+            return [head + g + tail for g in group(rows(texts, ","), batch, ",")]
+
+        return format_single
+
+    literals = [f'{prefix}"inputs":[']
+    encodings = []
+    for position, column in enumerate(columns):
+        datatype, encoding = _TYPES[column.kind]
+        encodings.append(encoding)
+        literals[-1] += ("]}," if position else "") + (
+            f'{{"name":{json.dumps(column.name)},"shape":[{batch},1],'
+            f'"datatype":"{datatype}","data":['
+        )
+        literals.append("")
+    literals[-1] += tail
+    line = template(literals)
+
+    def format_columns(samples: list[np.ndarray]) -> list[str]:
+        texts = [
+            group(c.texts(s, e), batch, ",")
+            for c, s, e in zip(columns, samples, encodings, strict=True)
+        ]
+        return list(map(line.format, *texts))
+
+    return format_columns

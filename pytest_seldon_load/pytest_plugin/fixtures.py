@@ -86,8 +86,9 @@ def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def seldon_local(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
-    """A real Seldon model server (MLServer, V2 protocol, sklearn iris) on loopback."""
+def seldon_local_server(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
+    """The running local model server (`LocalSeldonServer`): MLServer serving sklearn iris on
+    loopback over HTTP and gRPC (`.endpoint("v2")`, `.endpoint("grpc")`)."""
     from ..cluster.local import INSTALL_HINT, LocalSeldonServer, mlserver_available
 
     if not mlserver_available():
@@ -97,9 +98,21 @@ def seldon_local(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.
         tmp_path_factory.mktemp("seldon-local"), extra_latency_ms=extra_latency
     ).start()
     try:
-        yield SeldonEndpoint(server.base_url, "v2", server.model, name="seldon-local")
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def seldon_local(seldon_local_server: Any, pytestconfig: pytest.Config) -> SeldonEndpoint:
+    """A real Seldon model server (MLServer, sklearn iris) on loopback: V2 over HTTP, or over
+    gRPC with ``--seldon-protocol grpc``."""
+    from ..cluster.local import SERVED_PROTOCOLS
+
+    protocol = pytestconfig.getoption("seldon_protocol", default="v2")
+    # The local server speaks V2 (HTTP) and gRPC; for other protocols it stays V2, as ever.
+    served = protocol if protocol in SERVED_PROTOCOLS else "v2"
+    return seldon_local_server.endpoint(served, "seldon-local")
 
 
 @pytest.fixture(scope="session")
@@ -144,9 +157,11 @@ class ReplayFactory:
         seed: int | None = 0,
         **options: Any,
     ) -> ReplayFile:
-        """Prediction requests in the endpoint's protocol from feature specs (default: iris)."""
+        """Prediction requests in the endpoint's protocol from feature specs (default: iris),
+        to the endpoint's prediction path (a Core 2 pipeline's, say)."""
         from ..generate import write_prediction_replay
 
+        options.setdefault("infer_path", endpoint.infer_path)
         return write_prediction_replay(
             self._next_path("prediction"),
             protocol=endpoint.protocol,

@@ -20,6 +20,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin
     replay_file,
     seldon_endpoint,
     seldon_local,
+    seldon_local_server,
 )
 from .options import add_option, group, resolve_options
 from .run_registry import attach_to_report, collect_from_report, session_runs
@@ -54,8 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         env="SELDON_LOAD_PROTOCOL",
         default="v2",
         choices=PROTOCOLS,
-        help="protocol of --seldon-url: v2 (Open Inference), v1 (Seldon Core) or "
-        "legacy (seldon-server JS API). Default: v2",
+        help="protocol of --seldon-url: v2 (Open Inference), v1 (Seldon Core), "
+        "legacy (seldon-server JS API) or grpc (Open Inference over gRPC, with "
+        "--seldon-url grpc://HOST:PORT; without a URL, the local server's gRPC port). "
+        "Default: v2",
     )
     add_option(
         target,
@@ -72,8 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         env="SELDON_LOAD_HEADERS",
         type=parse_header,
         metavar="NAME:VALUE",
-        help="a header sent with every request to --seldon-url, repeatable (a mesh reached "
-        "by URL needs Seldon-Model:NAME); in the environment, one per line",
+        help="a header sent with every request to --seldon-url (gRPC metadata with "
+        "--seldon-protocol grpc), repeatable (a mesh reached by URL needs Seldon-Model:NAME); "
+        "in the environment, one per line",
     )
     add_secured_options(target)
     add_option(

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ...endpoint import SeldonEndpoint
+from ...replay import NEVER_REPLAYED
 from .base import Reach, Resource, ResourceKind
 
 GROUP = "mlops.seldon.io"
 VERSION = "v1alpha1"
 ROUTE_HEADER = "Seldon-Model"
-NEVER_REPLAYED = frozenset({"x-seldon-route"})
-"""Response headers of the mesh that a request must not carry (routes match only without)."""
 
 
 def without_route_pins(headers: Mapping[str, str]) -> dict[str, str]:
