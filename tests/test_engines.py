@@ -24,6 +24,7 @@ from pytest_seldon_load.engines import (
     EngineUnavailable,
 )
 from pytest_seldon_load.plan import EngineSettings, RunPlan
+from pytest_seldon_load.replay import ReplayFile
 
 ENGINE_MODULE = '''
 """An engine from another package: it records the plan it was given instead of sending."""
@@ -88,6 +89,21 @@ def test_the_iago_engine_says_it_needs_a_pytest_session():
     message = str(unavailable.value)
     assert "pod in the cluster" in message and "pytest" in message
     assert "seldon-load run has no such session" in message
+
+
+def test_the_iago_engine_refuses_a_grpc_target_before_reaching_the_cluster(tmp_path):
+    asked: list[str] = []
+
+    def resources(name: str, **_: object) -> object:
+        asked.append(name)
+        raise AssertionError("the cluster must not be reached for a gRPC target")
+
+    engine = ENGINES.create("iago", EngineContext(caller="a test", resources=resources))
+    endpoint = SeldonEndpoint("grpc://127.0.0.1:9", protocol="grpc", name="mesh-grpc")
+    plan = RunPlan(rate=10, duration=1, seed=1, label="grpc")
+    with pytest.raises(EngineUnavailable, match="HTTP only; mesh-grpc speaks gRPC"):
+        engine.run(endpoint, ReplayFile(tmp_path / "unused.replay"), plan)
+    assert asked == []
 
 
 def test_the_embedded_engine_runs_a_plan(v2_replay):

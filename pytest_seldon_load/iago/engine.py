@@ -251,6 +251,11 @@ class IagoEngine:
         *,
         companion: Any = None,
     ) -> SummaryLoadResult:
+        if endpoint.protocol == "grpc":
+            raise EngineUnavailable(
+                f"the iago engine sends HTTP only; {endpoint.name or endpoint.base_url} speaks "
+                "gRPC: use the embedded engine (--load-engine embedded)"
+            )
         runner: IagoRunner = self.context.resource("iago", engine=self.name)
         return runner.run(endpoint, replay, plan)
 
