@@ -193,7 +193,7 @@ class IagoRunner:
         )
         pod = self.pod()
         run_dir = f"{self.settings.workdir.rstrip('/')}/seldon-load-{secrets.token_hex(4)}"
-        info = {
+        info: dict[str, Any] = {
             "label": plan.label,
             "target": redact_url(target),
             "arrival": plan.arrival,
