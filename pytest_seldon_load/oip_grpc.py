@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .protocols.v2 import v2_datatype
+from .protocols.v2 import oip_rows_document
 from .replay import NEVER_REPLAYED, ReplayError, ReplayRequest
 
 GRPC_METHOD = "GRPC"
@@ -431,20 +431,10 @@ def grpc_request(
     metadata: Sequence[tuple[str, str]] = (),
 ) -> ReplayRequest:
     """A ModelInfer call for feature rows: one input of shape [rows, columns], row-major."""
-    flat = [value for row in rows for value in row]
-    document: dict[str, Any] = {
+    document = {
         "model_name": model,
-        "inputs": [
-            {
-                "name": input_name,
-                "shape": [len(rows), len(rows[0]) if rows else 0],
-                "datatype": datatype or v2_datatype(flat),
-                "data": flat,
-            }
-        ],
+        **oip_rows_document(rows, input_name=input_name, datatype=datatype, outputs=outputs),
     }
-    if outputs:
-        document["outputs"] = [{"name": name} for name in outputs]
     for name, value in metadata:
         problem = metadata_problem(name, value)
         if problem:

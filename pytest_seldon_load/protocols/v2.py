@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,47 @@ def v2_datatype(values: Sequence[Any]) -> str:
     return "BYTES"
 
 
+def oip_rows_document(
+    rows: Sequence[Sequence[Any]],
+    *,
+    input_name: str = "predict",
+    datatype: str | None = None,
+    outputs: Sequence[str] = (),
+) -> dict[str, Any]:
+    """An OIP inference document (REST body or ModelInfer message) for feature rows: one
+    input of shape [rows, columns], data row-major."""
+    flat = [value for row in rows for value in row]
+    return _with_outputs(
+        [
+            {
+                "name": input_name,
+                "shape": [len(rows), len(rows[0]) if rows else 0],
+                "datatype": datatype or v2_datatype(flat),
+                "data": flat,
+            }
+        ],
+        outputs,
+    )
+
+
+def _with_outputs(inputs: list[dict[str, Any]], outputs: Sequence[str]) -> dict[str, Any]:
+    document: dict[str, Any] = {"inputs": inputs}
+    if outputs:
+        document["outputs"] = [{"name": name} for name in outputs]
+    return document
+
+
+def _post_infer(
+    model: str, document: Mapping[str, Any], headers: Sequence[tuple[str, str]]
+) -> ReplayRequest:
+    return ReplayRequest(
+        "POST",
+        f"/v2/models/{model}/infer",
+        (*tuple(headers), *JSON_HEADERS),
+        compact(document).encode("utf-8"),
+    )
+
+
 def v2_request(
     model: str,
     rows: Sequence[Sequence[Any]],
@@ -60,25 +101,8 @@ def v2_request(
     headers: Sequence[tuple[str, str]] = (),
 ) -> ReplayRequest:
     """An OIP inference request: one input of shape [rows, columns], data row-major."""
-    flat = [value for row in rows for value in row]
-    document: dict[str, Any] = {
-        "inputs": [
-            {
-                "name": input_name,
-                "shape": [len(rows), len(rows[0]) if rows else 0],
-                "datatype": datatype or v2_datatype(flat),
-                "data": flat,
-            }
-        ]
-    }
-    if outputs:
-        document["outputs"] = [{"name": name} for name in outputs]
-    return ReplayRequest(
-        "POST",
-        f"/v2/models/{model}/infer",
-        (*tuple(headers), *JSON_HEADERS),
-        compact(document).encode("utf-8"),
-    )
+    document = oip_rows_document(rows, input_name=input_name, datatype=datatype, outputs=outputs)
+    return _post_infer(model, document, headers)
 
 
 def v2_request_columns(
@@ -105,15 +129,7 @@ def v2_request_columns(
                 "data": list(values),
             }
         )
-    document: dict[str, Any] = {"inputs": inputs}
-    if outputs:
-        document["outputs"] = [{"name": name} for name in outputs]
-    return ReplayRequest(
-        "POST",
-        f"/v2/models/{model}/infer",
-        (*tuple(headers), *JSON_HEADERS),
-        compact(document).encode("utf-8"),
-    )
+    return _post_infer(model, _with_outputs(inputs, outputs), headers)
 
 
 def v2_layout(columns_or_kinds: Sequence[Any]) -> str:
