@@ -141,11 +141,20 @@ def _missed(
             f"cannot judge {budget.label}: the measurement is invalid, the load generator fell "
             f"behind its own schedule ({result.health.describe()}). "
             f"The latencies include the generator's delay, so they do not show the server's "
-            f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
+            f"speed. {_lag_advice(result)}, or pass allow_lag=True / "
             f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"
         )
     budget.record(result, False, measured)
     raise BudgetExceeded(f"{message}\n{describe_run(result)}")
+
+
+def _lag_advice(result: LoadResult) -> str:
+    if result.health.lag_from_steal:
+        return (
+            "The host took CPU time from this machine while it sent (CPU steal): run on a "
+            "machine with dedicated cores, lower the rate"
+        )
+    return "Lower the rate, give the generator more CPU"
 
 
 def assert_percentile_below(

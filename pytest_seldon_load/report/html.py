@@ -498,8 +498,17 @@ def _numbers(run: Mapping[str, Any]) -> str:
             for name in ("p50", "p90", "p99", "p999", "max")
         ),
         ("generator", "kept up" if run.get("kept_up", True) else "FELL BEHIND"),
+        *_steal_cell(run),
     ]
     return "".join(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in cells)
+
+
+def _steal_cell(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Host CPU steal over the run, where the system counts it (Linux)."""
+    fraction = run.get("steal_fraction")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        return []
+    return [("host CPU steal", f"{fraction:.1%}")]
 
 
 def _run_section(index: int, run: Mapping[str, Any], baseline: LoadResult | None) -> str:
