@@ -9,6 +9,7 @@ with ``--load-allow-lag``) to judge such a run anyway.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -359,3 +360,19 @@ def _budget_percentile(name: str) -> float:
         f"budgets: unknown budget {name!r}; use p50, p90, p95, p99, p999 (or p(99.9), p99.9), "
         f"max, error_rate or throughput"
     )
+
+
+def judge_budgets(result: LoadResult, budgets: dict, *, allow_lag: bool = False) -> list[Judgement]:
+    """Judge `result` against marker-style budgets without raising: the judgements the budget
+    assertions record (each also lands on `result.judgements`), in the order of `budgets`.
+
+    The same checks as the marker and ``seldon-load run --threshold``, so a capacity stage, a
+    test and the command line agree on what meets a budget.
+    """
+    judged: list[Judgement] = []
+    for check in budget_checks(budgets):
+        before = len(result.judgements)
+        with contextlib.suppress(AssertionError):  # the verdict is in the judgement
+            check(result, allow_lag=allow_lag)
+        judged.extend(Judgement.from_dict(j) for j in result.judgements[before:])
+    return judged
