@@ -7,8 +7,9 @@ then the gap between the last good and the first bad rate is halved until it is 
 (`assertions.judge_budgets`), so "meets p99 < 50ms at 400/s" means here what it means there.
 
 A stage the load generator could not hold (it fell behind its schedule and its latencies
-hold its own delay) is no verdict on the server: the search stops there and says so, and the
-capacity is only known to be at least the last good rate.
+hold its own delay) is no verdict on the server. It is run once more (a stall of a shared
+machine is often brief); lagging again, it ends the search, which says so: the capacity is
+then only known to be at least the last good rate.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ STOPPED = {
     "start": "the starting rate already broke a budget",
     "invalid": "a stage could not be judged (the load generator fell behind its schedule)",
     "stages": "the stage limit was reached before the gap was within the resolution",
+    "interrupted": "the search was interrupted (Ctrl-C or SIGTERM)",
 }
 """Why a search ends, by the key `Capacity.stopped` holds."""
 
@@ -166,7 +168,15 @@ class Capacity:
     @property
     def invalid_stage(self) -> Stage | None:
         """The stage that ended the search without a verdict, if one did."""
-        return next((s for s in self.stages if s.verdict == INVALID), None)
+        if self.stopped == "invalid" and self.stages and self.stages[-1].verdict == INVALID:
+            return self.stages[-1]
+        return None
+
+    @property
+    def rerun(self) -> int:
+        """Stages that could not be judged and were run again."""
+        unjudged = sum(1 for s in self.stages if s.verdict == INVALID)
+        return unjudged - (1 if self.invalid_stage is not None else 0)
 
     @property
     def breaking_stage(self) -> Stage | None:
@@ -190,8 +200,10 @@ class Capacity:
                 f"; the stage at {invalid.rate:g}/s is not a verdict on the server "
                 f"({'; '.join(invalid.reasons)}), so the capacity is at least {good}"
             )
-        elif self.stopped == "stages":
-            text += f"; {STOPPED['stages']}"
+        elif self.stopped in ("stages", "interrupted"):
+            text += f"; {STOPPED[self.stopped]}"
+        if self.rerun:
+            text += f"; {self.rerun} stage(s) the generator could not hold were run again"
         return text
 
     def table(self) -> list[str]:
@@ -265,6 +277,7 @@ class CapacitySearch:
         step: float | None = None,
         resolution: float = 0.1,
         max_stages: int = 12,
+        lag_retries: int = 1,
         label: str = "",
     ) -> None:
         self.start = parse_number(start, "start")
@@ -281,6 +294,11 @@ class CapacitySearch:
         if isinstance(max_stages, bool) or not isinstance(max_stages, int) or max_stages < 1:
             raise PlanError("max_stages", f"must be a whole number above 0, got {max_stages!r}")
         self.max_stages = max_stages
+        if isinstance(lag_retries, bool) or not isinstance(lag_retries, int) or lag_retries < 0:
+            raise PlanError("lag_retries", f"must be a whole number >= 0, got {lag_retries!r}")
+        self.lag_retries = lag_retries
+        self._retries_left = lag_retries
+        self._again: float | None = None
         self.found = Capacity(
             budgets=dict(budgets), max_rate=self.max_rate, resolution=self.resolution, label=label
         )
@@ -295,6 +313,8 @@ class CapacitySearch:
             return None
         if not found.stages:
             return self.start
+        if self._again is not None:
+            return self._again
         if found.first_bad is None:
             assert found.rate is not None
             grown = found.rate + self.step if self.step else found.rate * self.growth
@@ -310,9 +330,18 @@ class CapacitySearch:
     def record(self, stage: Stage) -> None:
         found = self.found
         found.stages.append(stage)
+        self._again = None
         if stage.verdict == INVALID:
-            found.stopped = "invalid"
-        elif stage.verdict == FAIL:
+            # Not a verdict: a stall of the machine is often brief, so the rate is run again
+            # (at most `lag_retries` times in a row) before the search gives up on it.
+            if self._retries_left > 0:
+                self._retries_left -= 1
+                self._again = stage.rate
+            else:
+                found.stopped = "invalid"
+            return
+        self._retries_left = self.lag_retries
+        if stage.verdict == FAIL:
             found.first_bad = stage.rate
             if found.rate is None:
                 found.stopped = "start"
@@ -350,6 +379,7 @@ def find_capacity(
     step: float | str | None = None,
     resolution: float = 0.1,
     max_stages: int = 12,
+    lag_retries: int = 1,
     allow_lag: bool = False,
     arrival: str = "constant",
     seed: int | None = None,
@@ -364,7 +394,9 @@ def find_capacity(
     then halve the gap to the first bad rate until it is within `resolution` (a fraction of
     the last good rate); each stage sends for `warmup` (default a fifth of `stage`, not
     counted) and then for `stage`. `budgets` are a load marker's (default ``{"p99": "50ms"}``);
-    without an ``error_rate`` budget, more than 1% errors breaks a stage. The stages run on
+    without an ``error_rate`` budget, more than 1% errors breaks a stage. A stage the
+    generator could not hold is run again up to `lag_retries` times, then ends the search
+    without a verdict (`allow_lag=True` judges such stages anyway). The stages run on
     `engine` from `registry` (the built-in engines by default). `on_stage(stage)` is called
     after each one. Ctrl-C stops the search: `RunInterrupted` is raised with the stages so
     far in its `capacity` attribute.
@@ -384,6 +416,7 @@ def find_capacity(
         step=step,  # type: ignore[arg-type]
         resolution=resolution,
         max_stages=max_stages,
+        lag_retries=lag_retries,
         label=label,
     )
     base = RunPlan(
@@ -401,6 +434,7 @@ def find_capacity(
         try:
             result = runner.run(endpoint, replay, plan)
         except RunInterrupted as interrupted:
+            search.capacity().stopped = "interrupted"
             interrupted.capacity = search.capacity()  # type: ignore[attr-defined]
             raise
         judged = Stage.judged(rate, result, judged_budgets, allow_lag=allow_lag)

@@ -85,7 +85,8 @@ def test_errors_break_a_stage_as_a_budget_does():
 def test_a_lagged_stage_is_no_verdict_and_stops_the_search():
     found = search(synthetic_server(10_000, lag_from=400))
     assert found.stopped == "invalid" and found.first_bad is None
-    assert found.rate == 200 and rates(found) == [50, 100, 200, 400]
+    assert found.rate == 200 and rates(found) == [50, 100, 200, 400, 400]  # run once more
+    assert found.rerun == 1 and "were run again" in found.describe()
     assert "fell behind" in " ".join(found.invalid_stage.reasons)  # type: ignore[union-attr]
     assert "not a verdict on the server" in found.describe()
     verdict = judge_capacity(found, 300)
@@ -93,6 +94,26 @@ def test_a_lagged_stage_is_no_verdict_and_stops_the_search():
     with pytest.raises(InvalidMeasurement, match="A lagged stage is not a verdict"):
         assert_capacity_at_least(found, 300)
     assert assert_capacity_at_least(found, 150) == 200  # what was shown before the lag holds
+
+
+def test_a_stage_that_lags_once_is_run_again_and_judged():
+    lagging = {"left": 1}
+    steady = synthetic_server(340)
+    stalled = synthetic_server(340, lag_from=0)
+
+    def once_at_200(rate: float) -> Stage:
+        if rate == 200 and lagging["left"]:
+            lagging["left"] -= 1
+            return stalled(rate)
+        return steady(rate)
+
+    found = search(once_at_200)
+    assert rates(found)[:5] == [50, 100, 200, 200, 400]
+    assert [s.verdict for s in found.stages[2:4]] == ["invalid", "pass"]
+    assert found.stopped == "budget" and found.invalid_stage is None
+    assert found.rate is not None and found.rate <= 340 < found.first_bad  # type: ignore[operator]
+    never_again = search(synthetic_server(10_000, lag_from=100), lag_retries=0)
+    assert rates(never_again) == [50, 100] and never_again.stopped == "invalid"
 
 
 def test_a_budget_broken_despite_lag_is_still_the_servers():
@@ -155,6 +176,7 @@ def test_capacity_round_trips_through_its_dict():
         ({"start": 10, "max_rate": 50, "resolution": 1.5}, "resolution"),
         ({"start": "fast", "max_rate": 50}, "start"),
         ({"start": 10, "max_rate": 50, "max_stages": 0}, "max_stages"),
+        ({"start": 10, "max_rate": 50, "lag_retries": -1}, "lag_retries"),
     ],
 )
 def test_bad_settings_are_refused_by_name(options, named):
@@ -342,3 +364,36 @@ def pytest_seldon_load_engines(config, registry):
     assert "capacity search: test_search" in page and "offered rate" in page
     assert "p99 budget 50.0ms" in page
     assert "No load runs in this session." not in page  # the searches are what it holds
+
+
+def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):
+    from pytest_seldon_load import RunInterrupted
+
+    class StoppedOnTheThirdStage:
+        name = "stopped"
+        stages = 0
+
+        def run(self, endpoint, replay, plan, *, companion=None) -> LoadResult:
+            self.stages += 1
+            result = recorded_run([10.0], rate=20)
+            if self.stages == 3:
+                result.interrupted = True
+                raise RunInterrupted(result)
+            return result
+
+    registry = EngineRegistry(entry_point_group=None)
+    registry.add("stopped", lambda context: StoppedOnTheThirdStage())
+    replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
+    with pytest.raises(RunInterrupted) as stopped:
+        find_capacity(
+            SeldonEndpoint("http://127.0.0.1:9"),
+            replay,
+            start=10,
+            max_rate=1000,
+            stage="1s",
+            engine="stopped",
+            registry=registry,
+        )
+    partial = stopped.value.capacity  # type: ignore[attr-defined]
+    assert [s.rate for s in partial.stages] == [10, 20] and partial.rate == 20
+    assert partial.stopped == "interrupted"
