@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         assert_throughput_at_least,
     )
     from .bearer import bearer_headers
+    from .capacity import Capacity, assert_capacity_at_least, find_capacity
     from .endpoint import SeldonEndpoint
     from .engine import EngineSettings, RunInterrupted, run_load
     from .iago.stats import SummaryLoadResult
@@ -45,6 +46,9 @@ _EXPORTS = {
     "assert_percentile_below": "assertions",
     "assert_throughput_at_least": "assertions",
     "bearer_headers": "bearer",
+    "Capacity": "capacity",
+    "assert_capacity_at_least": "capacity",
+    "find_capacity": "capacity",
     "SeldonEndpoint": "endpoint",
     "EngineSettings": "engine",
     "RunInterrupted": "engine",

@@ -9,6 +9,7 @@ with ``--load-allow-lag``) to judge such a run anyway.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -141,11 +142,20 @@ def _missed(
             f"cannot judge {budget.label}: the measurement is invalid, the load generator fell "
             f"behind its own schedule ({result.health.describe()}). "
             f"The latencies include the generator's delay, so they do not show the server's "
-            f"speed. Lower the rate, give the generator more CPU, or pass allow_lag=True / "
+            f"speed. {_lag_advice(result)}, or pass allow_lag=True / "
             f"--load-allow-lag to judge it anyway.\n{describe_run(result)}"
         )
     budget.record(result, False, measured)
     raise BudgetExceeded(f"{message}\n{describe_run(result)}")
+
+
+def _lag_advice(result: LoadResult) -> str:
+    if result.health.lag_from_steal:
+        return (
+            "The host took CPU time from this machine while it sent (CPU steal): run on a "
+            "machine with dedicated cores, lower the rate"
+        )
+    return "Lower the rate, give the generator more CPU"
 
 
 def assert_percentile_below(
@@ -350,3 +360,19 @@ def _budget_percentile(name: str) -> float:
         f"budgets: unknown budget {name!r}; use p50, p90, p95, p99, p999 (or p(99.9), p99.9), "
         f"max, error_rate or throughput"
     )
+
+
+def judge_budgets(result: LoadResult, budgets: dict, *, allow_lag: bool = False) -> list[Judgement]:
+    """Judge `result` against marker-style budgets without raising: the judgements the budget
+    assertions record (each also lands on `result.judgements`), in the order of `budgets`.
+
+    The same checks as the marker and ``seldon-load run --threshold``, so a capacity stage, a
+    test and the command line agree on what meets a budget.
+    """
+    judged: list[Judgement] = []
+    for check in budget_checks(budgets):
+        before = len(result.judgements)
+        with contextlib.suppress(AssertionError):  # the verdict is in the judgement
+            check(result, allow_lag=allow_lag)
+        judged.extend(Judgement.from_dict(j) for j in result.judgements[before:])
+    return judged

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import SeldonEndpoint
+from .host_steal import StealMeter
 from .interrupts import STOP_SIGNALS, RunInterrupted, on_main_thread, signal_handlers_restored
 from .pacer import Pacer
 from .plan import EngineSettings, RunPlan
@@ -113,6 +114,8 @@ class ActiveRun:
         async with companion(self) if companion else contextlib.nullcontext():
             dispatcher = self._dispatcher = asyncio.ensure_future(self._dispatch())
             self._busy_since = (time.thread_time(), time.perf_counter())
+            steal = StealMeter()
+            steal.start()
             try:
                 await dispatcher
             except asyncio.CancelledError:
@@ -124,6 +127,7 @@ class ActiveRun:
                 raise
             finally:
                 self.recorder.health.busy_fraction = self.busy_fraction()
+                self.recorder.health.steal_fraction = steal.stop()
                 self._busy_since = None  # the sending period is over: the figure stays
             await self._drain()
 

@@ -21,6 +21,7 @@ from hdrh.histogram import HdrHistogram
 from . import hdr
 from .error_samples import ErrorSamples
 from .hdr import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, Packed, new_histogram
+from .host_steal import STEAL_EXPLAINS_LAG, STEAL_WORTH_MENTIONING, describe_steal
 from .judgement import Judgement
 
 __all__ = [
@@ -230,6 +231,10 @@ def _json_float(value: float) -> float | None:
     return None if value != value else round(value, 4)
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 LAG_THRESHOLD_MS = 5.0
 """A send that leaves more than this after it could have is late."""
 LATE_FRACTION_ALLOWED = 0.01
@@ -252,6 +257,9 @@ class GeneratorHealth:
     reads answers late, which fills the pool and passes for a slow server: above
     `busy_fraction_allowed` the run did not keep up, however punctual its sends look."""
     busy_fraction_allowed: float = BUSY_FRACTION_ALLOWED
+    steal_fraction: float | None = None
+    """Share of the machine's CPU time its host took over the sending period (Linux CPU
+    steal, see `host_steal`); None where the system does not count it."""
 
     @property
     def late_fraction(self) -> float:
@@ -265,6 +273,16 @@ class GeneratorHealth:
     def kept_up(self) -> bool:
         return self.late_fraction <= self.late_fraction_allowed and not self.saturated
 
+    @property
+    def lag_from_steal(self) -> bool:
+        """The generator lagged while the host took a noticeable share of the CPU: the lag is
+        (at least partly) the host's, not the generator's own work."""
+        return (
+            not self.kept_up
+            and self.steal_fraction is not None
+            and self.steal_fraction >= STEAL_EXPLAINS_LAG
+        )
+
     def describe(self) -> str:
         """How punctual the generator was, in words for failure messages."""
         text = (
@@ -273,6 +291,12 @@ class GeneratorHealth:
         )
         if self.busy_fraction:
             text += f"; engine thread busy {self.busy_fraction:.0%} of the time"
+        if self.lag_from_steal:
+            assert self.steal_fraction is not None
+            text += f"; lag explained by host CPU steal: {describe_steal(self.steal_fraction)}"
+        elif (self.steal_fraction or 0.0) >= STEAL_WORTH_MENTIONING:
+            assert self.steal_fraction is not None
+            text += f"; {describe_steal(self.steal_fraction)}"
         return text
 
     def add(self, other: GeneratorHealth) -> None:
@@ -280,6 +304,8 @@ class GeneratorHealth:
         self.sends_checked += other.sends_checked
         self.max_lag_ms = max(self.max_lag_ms, other.max_lag_ms)
         self.busy_fraction = max(self.busy_fraction, other.busy_fraction)
+        if other.steal_fraction is not None:
+            self.steal_fraction = max(self.steal_fraction or 0.0, other.steal_fraction)
 
 
 @dataclass
@@ -475,6 +501,7 @@ class LoadResult:
             "late_sends": self.health.late_sends,
             "max_lag_ms": round(self.health.max_lag_ms, 3),
             "busy_fraction": round(self.health.busy_fraction, 3),
+            "steal_fraction": _rounded(self.health.steal_fraction),
             "judgements": [Judgement.from_dict(j).to_dict() for j in self.judgements],
         }
 
@@ -495,6 +522,7 @@ class LoadResult:
                 "late_fraction_allowed": self.health.late_fraction_allowed,
                 "busy_fraction": self.health.busy_fraction,
                 "busy_fraction_allowed": self.health.busy_fraction_allowed,
+                "steal_fraction": self.health.steal_fraction,
             },
             "arrival": self.arrival,
             "seed": self.seed,
@@ -570,6 +598,7 @@ class LoadResult:
                 busy_fraction_allowed=_read_float(
                     health, "busy_fraction_allowed", "health", default=BUSY_FRACTION_ALLOWED
                 ),
+                steal_fraction=_read_fraction(health, "steal_fraction", "health"),
             ),
             engine=_read_str(data, "engine", default="embedded"),
             corrected=_read_bool(data, "corrected", default=True),
@@ -681,6 +710,16 @@ def _read_float(
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"{_field(where, key)}: out of range ({_shown(value)})")
     return number
+
+
+def _read_fraction(data: dict[str, Any], key: str, where: str = "") -> float | None:
+    """An optional share in 0..1: absent or null is None (older files, other systems)."""
+    if data.get(key) is None:
+        return None
+    value = _read_float(data, key, where)
+    if value > 1:
+        raise ValueError(f"{_field(where, key)}: must be between 0 and 1, got {_shown(value)}")
+    return value
 
 
 def _read_str(data: dict[str, Any], key: str, where: str = "", *, default: str = "") -> str:

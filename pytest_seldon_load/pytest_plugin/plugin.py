@@ -11,7 +11,7 @@ from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, parse_header
 from ..redact import SECRET_HEADERS, redact_url, register_secret
 from ..report.terminal import write_summary
-from . import masking
+from . import capacities, masking
 from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin module)
     RUNNER_KEY,
     engine_registry,
@@ -164,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session_runs(config)
     config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
     config.pluginmanager.register(masking, "seldon-load-masking")
+    capacities.register(config)
 
 
 def _hide_secret_headers(config: pytest.Config) -> None:

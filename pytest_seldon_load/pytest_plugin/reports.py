@@ -48,6 +48,7 @@ from ..report.html import render_report, write_report
 from ..report.json_report import session_document, write_session_json
 from ..result import LoadResult
 from . import fixtures
+from .capacities import session_capacities
 from .progress import LiveProgress, terminal_progress
 from .run_registry import item_results, key_of, run_keys, session_runs
 
@@ -456,7 +457,14 @@ class Reporting:
                         continue
                     if saved is not None:
                         overlays[key] = saved
-        page = render_report(runs, overlays, created=now_iso(), machine=machine, commit=commit)
+        page = render_report(
+            runs,
+            overlays,
+            created=now_iso(),
+            machine=machine,
+            commit=commit,
+            capacities=session_capacities(self.config),
+        )
         return write_report(self.html_path, page)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -570,8 +570,17 @@ def _numbers(run: Mapping[str, Any]) -> str:
         ),
         ("generator", "kept up" if run.get("kept_up", True) else "FELL BEHIND"),
         ("lag", lag_text(run)),
+        *_steal_cell(run),
     ]
     return "".join(f"<div><dt>{_esc(k)}</dt><dd>{_esc(v)}</dd></div>" for k, v in cells)
+
+
+def _steal_cell(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Host CPU steal over the run, where the system counts it (Linux)."""
+    fraction = run.get("steal_fraction")
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        return []
+    return [("host CPU steal", f"{fraction:.1%}")]
 
 
 def _run_section(index: int, run: Mapping[str, Any], baseline: LoadResult | None) -> str:
@@ -612,8 +621,10 @@ def render_report(
     created: str = "",
     machine: Mapping[str, Any] | None = None,
     commit: Mapping[str, Any] | None = None,
+    capacities: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The page for `runs` (session entries with histograms); `baselines` by run key."""
+    """The page for `runs` (session entries with histograms); `baselines` by run key;
+    `capacities`, the session's capacity searches (`Capacity.to_dict()`), drawn after them."""
     baselines = baselines or {}
     about = []
     if created:
@@ -637,8 +648,12 @@ def render_report(
         "<th>requests</th><th>p50</th><th>p99</th><th>errors</th><th>verdict</th></tr></thead>"
         f"<tbody>{''.join(_summary_row(i, run) for i, run in enumerate(runs, 1))}</tbody></table>"
         if runs
-        else "<p>No load runs in this session.</p>"
+        else ("" if capacities else "<p>No load runs in this session.</p>")
     )
+    if capacities:
+        from .capacity_chart import capacity_section  # only a session that searched needs it
+
+        sections += "".join(capacity_section(i, c) for i, c in enumerate(capacities, 1))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -721,6 +736,7 @@ figcaption { font-size: 11px; color: #495057; display: flex; flex-wrap: wrap; ga
 .key.baseline { color: var(--baseline); } .key.ok { color: var(--ok); }
 .key.sent { color: var(--sent); } .key.errors { color: var(--errors); }
 .readout { color: #212529; font-variant-numeric: tabular-nums; margin-left: auto; }
+section.capacity table.summary { align-self: flex-start; }
 """
 
 SCRIPT = """

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..durations import format_ms
+from ..host_steal import STEAL_EXPLAINS_LAG, STEAL_WORTH_MENTIONING, describe_steal
 from ..redact import redact_text
 
 COLUMNS = ("test", "rate target/achieved", "requests", "p50", "p99", "errors", "verdict")
@@ -96,3 +97,28 @@ def write_summary(terminalreporter, runs: Sequence[dict[str, Any]], verbosity: i
     if any(not run.get("kept_up", True) for run in runs):
         for line in textwrap.wrap(LAGGED_NOTE, width=max(40, columns - 1)):
             terminalreporter.write_line(line, yellow=True)
+    stolen = steal_line(runs)
+    if stolen:
+        for line in textwrap.wrap(stolen, width=max(40, columns - 1)):
+            terminalreporter.write_line(line, yellow=True)
+
+
+def steal_line(runs: Sequence[dict[str, Any]]) -> str:
+    """The run whose host took most CPU time (Linux steal) in words, if any took enough to
+    matter; lag in such a run is at least partly the host's."""
+    stolen = [
+        (float(run["steal_fraction"]), run)
+        for run in runs
+        if isinstance(run.get("steal_fraction"), (int, float))
+        and run["steal_fraction"] >= STEAL_WORTH_MENTIONING
+    ]
+    if not stolen:
+        return ""
+    fraction, worst = max(stolen, key=lambda pair: pair[0])
+    name = redact_text(_short_name(str(worst.get("label") or worst.get("nodeid", "?"))))
+    text = f"host CPU steal: during {name}, {describe_steal(fraction)}"
+    if len(stolen) > 1:
+        text += f" (and steal in {len(stolen) - 1} other runs)"
+    if not worst.get("kept_up", True) and fraction >= STEAL_EXPLAINS_LAG:
+        text += "; its lag is at least partly the host's, not the generator's"
+    return text
