@@ -20,6 +20,7 @@ from ..plan import RUN_OPTIONS, PlanError, RunPlan
 from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from ..result import LoadResult
 from .run_registry import register_result
+from .waiting import run_turn
 
 COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
 """Where a plugin stashes a factory of engine companions (the live progress line, say): called
@@ -249,6 +250,7 @@ class LoadRunner:
                 )
         values.setdefault("connections", config.getoption("load_connections"))
         values.setdefault("timeout", config.getoption("load_timeout"))
+        values.setdefault("processes", config.getoption("load_processes"))
         if values.get("seed") is None:
             # Reproducible by default: the same test gets the same schedule every run.
             values["seed"] = zlib.crc32(self.item.nodeid.encode("utf-8"))
@@ -269,7 +271,8 @@ class LoadRunner:
         factory = config.stash.get(COMPANION_KEY, None)
         companion = factory(self.request) if factory is not None else None
         try:
-            result = engine.run(endpoint, replay, plan, companion=companion)
+            with run_turn(config, endpoint, self.item.nodeid):
+                result = engine.run(endpoint, replay, plan, companion=companion)
         except RunInterrupted as interrupted:
             register_result(self.config, self.item, interrupted.result)
             raise
