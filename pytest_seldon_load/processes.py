@@ -189,12 +189,15 @@ class _Workers:
             self.wait_results(time.monotonic() + STOP_GRACE_S)
 
     def close(self) -> None:
-        for process in self.processes:
+        """Let finished processes exit by themselves (they flush their queue first); end
+        the others."""
+        for index, process in enumerate(self.processes):
             if process.pid is None:  # never started
                 continue
+            process.join(5.0 if index in self.done else 0.0)
             if process.is_alive():
                 process.terminate()
-            process.join(5)
+                process.join(5)
         self.messages.close()
 
     def merged(self, interrupted: bool = False) -> LoadResult:

@@ -162,6 +162,8 @@ def manifests(
                         {
                             "name": "load",
                             "image": settings.image,
+                            # A locally built image loaded into the nodes (kind) is used as is.
+                            "imagePullPolicy": "IfNotPresent",
                             "command": ["seldon-load"],
                             "args": arguments,
                             "env": [
