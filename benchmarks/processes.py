@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,7 +60,7 @@ def _serve(port: int) -> None:
     asyncio.run(_run(app, port))
 
 
-async def _run(app, port: int) -> None:  # type: ignore[no-untyped-def]
+async def _run(app: Any, port: int) -> None:
     import asyncio
 
     from aiohttp import web
