@@ -7,6 +7,7 @@ fit its capacity alone overload it together, and their latencies grow with the q
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -135,3 +136,40 @@ def test_local_servers_share_one_key_because_they_share_the_machine() -> None:
     assert target_key("http://127.0.0.1:1", local=True) == LOCAL_SERVERS
     assert target_key("http://127.0.0.1:2", local=True) == LOCAL_SERVERS
     assert target_key("HTTP://LOCALHOST:9") == "http://localhost:9"
+
+
+def test_a_waiting_run_says_on_its_terminal_line_what_it_waits_for(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from pytest_seldon_load.endpoint import SeldonEndpoint
+    from pytest_seldon_load.pytest_plugin.waiting import WAIT_FD_KEY, run_turn
+
+    read_end, write_end = os.pipe()
+    factory = SimpleNamespace(getbasetemp=lambda: tmp_path / "popen-gw1")
+    config = SimpleNamespace(
+        stash={WAIT_FD_KEY: write_end},
+        _tmp_path_factory=factory,
+        workerinput={"workerid": "gw1"},
+    )
+    endpoint = SeldonEndpoint("http://127.0.0.1:8080", "v2", "iris")
+    key = target_key(endpoint.base_url)
+    released = threading.Event()
+
+    def hold() -> None:
+        # The lock directory of xdist workers: the parent of their own base temp directories.
+        with target_locked(tmp_path, key, "gw0 test_a.py::test_one"):
+            released.wait(10)
+
+    holder_thread = threading.Thread(target=hold)
+    holder_thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.5, released.set).start()
+    with run_turn(config, endpoint, "test_b.py::test_two") as waited:  # type: ignore[arg-type]
+        assert holder(tmp_path, key) == "gw1 test_b.py::test_two"
+    holder_thread.join(5)
+    os.close(write_end)
+    shown = os.read(read_end, 65536).decode()
+    os.close(read_end)
+    assert waited > 0.2
+    assert "[gw1] waiting" in shown
+    assert "the load lock of http://127.0.0.1:8080 (held by gw0 test_a.py::test_one)" in shown
