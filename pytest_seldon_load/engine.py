@@ -366,6 +366,10 @@ def run_load(
         plan = RunPlan(**options)
     elif options:
         raise TypeError(f"run_load: give a plan or its options, not both ({', '.join(options)})")
+    if plan.processes > 1:  # each process has its own loop: no companion can follow them all
+        from .processes import run_in_processes
+
+        return run_in_processes(endpoint, replay, plan)
     pacer = Pacer(
         plan.arrival,
         plan.rate,

@@ -167,3 +167,4 @@ ENGINES = EngineRegistry()
 """Every engine this process knows; a pytest session works on a copy (`EngineRegistry.copy`)."""
 ENGINES.add("embedded", "pytest_seldon_load.engine:EmbeddedEngine")
 ENGINES.add("iago", "pytest_seldon_load.iago.engine:IagoEngine")
+ENGINES.add("kubernetes", "pytest_seldon_load.cluster.kubernetes_engine:KubernetesEngine")

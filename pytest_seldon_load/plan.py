@@ -142,7 +142,7 @@ class RunPlan:
     one, shown in the result), how requests are sent, and a label for reports.
 
     Engines read it once per run. A plan is immutable: `scaled` and `dataclasses.replace`
-    make validated copies. New run-wide parameters (processes, say) are new fields here.
+    make validated copies. New run-wide parameters are new fields here.
     """
 
     rate: float
@@ -152,6 +152,9 @@ class RunPlan:
     seed: int | None = None
     ramp: float | None = None
     ramp_from: float | None = None
+    processes: int = 1
+    """Worker processes the schedule is split over, each with its own event loop and pool
+    (`processes.run_in_processes`); their results merge exactly into one."""
     settings: EngineSettings = field(default_factory=EngineSettings)
     label: str = ""
 
@@ -166,6 +169,7 @@ class RunPlan:
                 "seed": _optional(lambda v: parse_count(v, "seed", least=0)),
                 "ramp": _optional(_duration("ramp", allow_zero=True)),
                 "ramp_from": _optional(lambda v: parse_number(v, "ramp_from", allow_zero=True)),
+                "processes": lambda v: parse_count(v, "processes"),
                 "settings": _settings,
                 "label": _label,
             },

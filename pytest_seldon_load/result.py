@@ -260,6 +260,8 @@ class GeneratorHealth:
     steal_fraction: float | None = None
     """Share of the machine's CPU time its host took over the sending period (Linux CPU
     steal, see `host_steal`); None where the system does not count it."""
+    busiest_process: int = 0
+    """Of a merged result: which part (process or pod, from 0) had `busy_fraction`."""
 
     @property
     def late_fraction(self) -> float:
@@ -423,53 +425,11 @@ class LoadResult:
     # --- merging and persistence -----------------------------------------------------
     @classmethod
     def merge(cls, parts: Iterable[LoadResult]) -> LoadResult:
-        """Add results of one schedule split across processes: exact, not averaged."""
-        parts = list(parts)
-        if not parts:
-            raise ValueError("merge needs at least one result")
-        first = parts[0]
-        merged = cls(
-            target_rate=sum(p.target_rate for p in parts),
-            duration=max(p.duration for p in parts),
-            health=GeneratorHealth(
-                lag_threshold_ms=first.health.lag_threshold_ms,
-                late_fraction_allowed=first.health.late_fraction_allowed,
-                busy_fraction_allowed=first.health.busy_fraction_allowed,
-            ),
-            engine=first.engine,
-            corrected=all(p.corrected for p in parts),
-            label=first.label,
-            target=first.target,
-            arrival=first.arrival,
-            seed=first.seed,
-            processes=sum(p.processes for p in parts),
-            started_at=min(p.started_at for p in parts),
-            protocol=first.protocol,
-            warmup=first.warmup,
-            connections=sum(p.connections for p in parts),
-        )
-        windows: dict[int, Window] = {}
-        for part in parts:
-            merged.scheduled += part.scheduled
-            merged.requests += part.requests
-            merged.ok += part.ok
-            merged.errors += part.errors
-            merged.unsent += part.unsent
-            merged.retries += part.retries
-            merged.interrupted = merged.interrupted or part.interrupted
-            merged.aborted = merged.aborted or part.aborted
-            for code, n in part.status_codes.items():
-                merged.status_codes[code] = merged.status_codes.get(code, 0) + n
-            for kind, n in part.error_kinds.items():
-                merged.error_kinds[kind] = merged.error_kinds.get(kind, 0) + n
-            merged.error_samples.add(part.error_samples)
-            hdr.add(merged.latency, part.latency)
-            hdr.add(merged.service, part.service)
-            merged.health.add(part.health)
-            for window in part.windows:
-                windows.setdefault(window.second, Window(window.second)).add(window)
-        merged.windows = [windows[s] for s in sorted(windows)]
-        return merged
+        """Add results of one schedule split across processes: exact, not averaged
+        (`merge.merge_results`)."""
+        from .merge import merge_results
+
+        return merge_results(parts)
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers, small enough to travel in a report or between xdist workers."""
@@ -523,6 +483,7 @@ class LoadResult:
                 "busy_fraction": self.health.busy_fraction,
                 "busy_fraction_allowed": self.health.busy_fraction_allowed,
                 "steal_fraction": self.health.steal_fraction,
+                "busiest_process": self.health.busiest_process,
             },
             "arrival": self.arrival,
             "seed": self.seed,
@@ -599,6 +560,7 @@ class LoadResult:
                     health, "busy_fraction_allowed", "health", default=BUSY_FRACTION_ALLOWED
                 ),
                 steal_fraction=_read_fraction(health, "steal_fraction", "health"),
+                busiest_process=_read_int(health, "busiest_process", "health"),
             ),
             engine=_read_str(data, "engine", default="embedded"),
             corrected=_read_bool(data, "corrected", default=True),

@@ -1,5 +1,6 @@
 """The iris SeldonDeployment under load: once from this machine (the embedded engine, through
-the deployment's address or a port-forward), once from an Iago pod in the cluster."""
+the deployment's address or a port-forward), once from an Iago pod in the cluster, once from a
+Job of load pods (the kubernetes engine, --load-pods N)."""
 
 import pytest
 
@@ -23,5 +24,15 @@ def test_iris_from_here(iris, replay_file, load_run):
 def test_iris_from_an_iago_pod(iris, replay_file, load_run):
     result = load_run(iris, replay_file.prediction(iris, features=IRIS, num=1_000, seed=2))
     assert result.engine == "iago"
+    assert_error_rate_below(result, 0.01)
+    assert_p99_below(result, "1s")
+
+
+@pytest.mark.load(rate=30, duration="20s", warmup="5s", engine="kubernetes", connections=8)
+def test_iris_from_a_job_of_load_pods(iris, replay_file, load_run, pytestconfig):
+    result = load_run(iris, replay_file.prediction(iris, features=IRIS, num=1_000, seed=3))
+    assert result.engine == "kubernetes"
+    assert result.processes == pytestconfig.getoption("load_pods")
+    assert result.scheduled == 600
     assert_error_rate_below(result, 0.01)
     assert_p99_below(result, "1s")

@@ -178,6 +178,35 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="schedule seed (default: a fresh one, shown in the result)",
     )
     parser.add_argument(
+        "--processes",
+        type=number_option(whole=True),
+        default=1,
+        metavar="N",
+        help="split the schedule over N worker processes, each with its own event loop and "
+        "connection pool; one merged result (default: 1)",
+    )
+    parser.add_argument(
+        "--part",
+        type=number_option(whole=True, allow_zero=True),
+        default=0,
+        metavar="I",
+        help="send only part I (from 0) of --parts of the seeded schedule: what load pod I of "
+        "a Kubernetes Job runs; give every part the same --seed (default: 0)",
+    )
+    parser.add_argument(
+        "--parts",
+        type=number_option(whole=True),
+        default=1,
+        metavar="N",
+        help="the number of parts the schedule is split into across machines (default: 1)",
+    )
+    parser.add_argument(
+        "--result-to-stdout",
+        action="store_true",
+        help="also print the full result (HDR histograms included) as one JSON line between "
+        "marker lines, for a collector reading the log (the kubernetes engine's pods)",
+    )
+    parser.add_argument(
         "--engine",
         default="embedded",
         metavar="NAME",
@@ -235,7 +264,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_run, interrupted_note="")
 
 
-def _write(path: str | None, result: LoadResult) -> None:
+def _write(path: str | None, result: LoadResult, to_stdout: bool = False) -> None:
+    if to_stdout:
+        from ..pod_result import print_result
+
+        print_result(result)
     if path:
         try:
             atomic_write_text(path, result.to_json(indent=2), option="--out")
@@ -276,7 +309,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             seed=args.seed,
             ramp=args.ramp,
             ramp_from=args.ramp_from,
-            settings=EngineSettings(connections=args.connections, timeout=args.timeout),
+            processes=args.processes,
+            settings=EngineSettings(
+                connections=args.connections,
+                timeout=args.timeout,
+                part=args.part,
+                parts=args.parts,
+            ),
             label="seldon-load run",
         )
         engine = ENGINES.create(args.engine, EngineContext(caller="seldon-load run"))
@@ -285,6 +324,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError(option + str(exc)[len(exc.argument) :]) from None
     except EngineError as exc:
         raise CommandError(f"--engine: {exc}") from None
+    if plan.processes > 1:
+        for flag, given in (
+            ("--admin-port", args.admin_port is not None),
+            ("--abort-on-error-rate", args.abort_on_error_rate is not None),
+        ):
+            if given:
+                raise CommandError(
+                    f"{flag} follows one process's run; it cannot be used with --processes "
+                    f"{plan.processes}"
+                )
     replay = ReplayFile(Path(args.replay))
     if not replay.path.is_file():
         raise CommandError(f"--replay: no such file {args.replay}")
@@ -305,8 +354,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         admin = AdminPort(args.admin_port, args.admin_host, on_listening=listening)
     abort = ErrorRateAbort(args.abort_on_error_rate) if args.abort_on_error_rate else None
+    split = ""
+    if plan.settings.parts > 1:
+        split += f", part {plan.settings.part} of {plan.settings.parts}"
+    if plan.processes > 1:
+        split += f", over {plan.processes} processes"
     print(
-        f"running {plan.rate:g} req/s ({plan.arrival}) for {plan.warmup:g}s warm-up + "
+        f"running {plan.rate:g} req/s ({plan.arrival}{split}) for {plan.warmup:g}s warm-up + "
         f"{plan.duration:g}s against {redact_url(endpoint.base_url)}",
         flush=True,
     )
@@ -318,12 +372,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = interrupted.result
         if abort is not None and abort.reason:
             result.aborted = abort.reason
-            _write(args.out, result)
+            _write(args.out, result, args.result_to_stdout)
             _summary(result, "aborted; measured until then:")
             print(f"ABORTED: {abort.reason}", file=sys.stderr)
             _judge_thresholds(result, args)
             return 1
-        _write(args.out, result)
+        _write(args.out, result, args.result_to_stdout)
         if admin is not None and admin.shutdown_requested:
             _summary(result, "stopped through the admin port's /shutdown.json:")
             return 0
@@ -341,7 +395,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     _summary(result, "done:")  # first: a failed write must not lose the summary too
-    _write(args.out, result)
+    _write(args.out, result, args.result_to_stdout)
     failed_everything = _say_if_everything_failed(result)
     thresholds_held = _judge_thresholds(result, args)
     return 1 if failed_everything or not thresholds_held else 0

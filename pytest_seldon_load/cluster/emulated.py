@@ -88,6 +88,7 @@ RESOURCES = {
     "v1/services": "Service",
     "v1/secrets": "Secret",
     "v1/configmaps": "ConfigMap",
+    "batch/v1/jobs": "Job",
 }
 
 
@@ -124,6 +125,9 @@ class EmulatedKubernetes:
         self._halt = threading.Event()
         self._error: BaseException | None = None
         self._api: k8s.ApiClient | None = None
+        self.pod_logs: dict[tuple[str, str], str] = {}
+        """What ``GET .../pods/NAME/log`` answers, by (namespace, pod): a controller that runs
+        pods (`emulated_jobs`) writes their output here."""
 
     # --- the server ---------------------------------------------------------------
     def start(self) -> EmulatedKubernetes:
@@ -184,6 +188,8 @@ class EmulatedKubernetes:
             async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
                 for resource, kind in RESOURCES.items():
                     emulator.resources[resource] = ResourceInfo(kind=kind, namespaced=True)
+                logs = emulator[kmock.subresource("log")]
+                logs << {"Content-Type": "text/plain; charset=utf-8"} << self._pod_log
                 self.url = str(server.url).rstrip("/")
                 self._ready.set()
                 await self._stop.wait()
@@ -195,6 +201,10 @@ class EmulatedKubernetes:
             self._ready.set()
         finally:
             loop.close()
+
+    def _pod_log(self, request: Any) -> bytes:
+        """A pod's log as plain text (bytes: kmock sends them as they are)."""
+        return self.pod_logs.get((request.namespace, request.name), "").encode("utf-8")
 
     # --- clients ------------------------------------------------------------------
     @property

@@ -22,6 +22,7 @@ from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
 from ..result import LoadResult
 from .run_registry import register_result
 from .secured import secured_ingress
+from .waiting import run_turn
 
 COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
 """Where a plugin stashes a factory of engine companions (the live progress line, say): called
@@ -273,6 +274,7 @@ class LoadRunner:
         values.setdefault("timeout", config.getoption("load_timeout"))
         for name, value in secured_ingress(config).engine_settings().items():
             values.setdefault(name, value)
+        values.setdefault("processes", config.getoption("load_processes"))
         if values.get("seed") is None:
             # Reproducible by default: the same test gets the same schedule every run.
             values["seed"] = zlib.crc32(self.item.nodeid.encode("utf-8"))
@@ -293,7 +295,8 @@ class LoadRunner:
         factory = config.stash.get(COMPANION_KEY, None)
         companion = factory(self.request) if factory is not None else None
         try:
-            result = engine.run(endpoint, replay, plan, companion=companion)
+            with run_turn(config, endpoint, self.item.nodeid):
+                result = engine.run(endpoint, replay, plan, companion=companion)
         except RunInterrupted as interrupted:
             register_result(self.config, self.item, interrupted.result)
             raise

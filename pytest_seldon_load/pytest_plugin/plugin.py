@@ -25,6 +25,7 @@ from .fixtures import (  # noqa: F401  (fixtures are found by name on the plugin
 from .options import add_option, group, resolve_options
 from .run_registry import attach_to_report, collect_from_report, session_runs
 from .secured import add_secured_options, secured_ingress
+from .waiting import close_wait_terminal, open_wait_terminal
 
 OUTCOME_KEY = pytest.StashKey[str]()
 FAILURE_KEY = pytest.StashKey[str]()
@@ -113,7 +114,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="embedded",
         metavar="NAME",
         help="what generates the load: embedded (the in-process open-loop engine), iago (an "
-        "Iago pod in the cluster), or an engine another package adds. Default: embedded",
+        "Iago pod in the cluster), kubernetes (a Job of --load-pods load pods), or an engine "
+        "another package adds. Default: embedded",
     )
     add_option(
         load,
@@ -139,6 +141,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="judge budgets even when the load generator fell behind its schedule "
         "(by default such a measurement is reported invalid)",
     )
+    add_option(
+        load,
+        "--load-processes",
+        default=1,
+        metavar="N",
+        type=number_option(whole=True),
+        help="split each run's schedule over N worker processes of this machine (one "
+        "merged result). Default: 1",
+    )
+    add_option(
+        load,
+        "--load-pods",
+        default=3,
+        metavar="N",
+        type=number_option(whole=True),
+        help="with --load-engine kubernetes: load pods of the Job each run makes. Default: 3",
+    )
+    add_option(
+        load,
+        "--load-image",
+        default=None,
+        metavar="IMAGE",
+        help="with --load-engine kubernetes: the image of the load pods (docker/Dockerfile). "
+        "Default: the released image",
+    )
 
 
 def _url(text: str) -> str:
@@ -162,9 +189,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     _check_engine_option(config)
     session_runs(config)
+    open_wait_terminal(config)
     config.pluginmanager.register(_RunCollector(config), "seldon-load-runs")
     config.pluginmanager.register(masking, "seldon-load-masking")
     capacities.register(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    close_wait_terminal(config)
 
 
 def _hide_secret_headers(config: pytest.Config) -> None:
