@@ -15,9 +15,9 @@ import time
 
 import pytest
 import requests
+from emulated_cluster.api import EmulatedKubernetes
 from servers import V2_OK, ClosedPort, ServerThread, fixed
 
-from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
 from pytest_seldon_load.cluster.loopback import LoopbackTransport
 from pytest_seldon_load.cluster.resources.sdep import DeploymentNotReady

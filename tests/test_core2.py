@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 import yaml
+from emulated_cluster.api import EmulatedKubernetes
 
-from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
 from pytest_seldon_load.cluster.local import LocalSeldonServer, mlserver_available
 from pytest_seldon_load.cluster.loopback import LoopbackTransport

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from emulated_cluster.api import EmulatedKubernetes
 from servers import Recording, ServerThread
 
 from pytest_seldon_load import BudgetExceeded, InvalidMeasurement, LoadResult, SeldonEndpoint
 from pytest_seldon_load.assertions import assert_error_rate_below, assert_p99_below
-from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
 from pytest_seldon_load.cluster.loopback import LoopbackTransport
 from pytest_seldon_load.engine import EngineSettings, RunInterrupted

@@ -11,11 +11,11 @@ import time
 
 import numpy as np
 import pytest
+from emulated_cluster.api import EmulatedKubernetes
+from emulated_cluster.jobs import EmulatedJobController
 from servers import V2_OK, ServerThread, by_path, fixed
 
 from pytest_seldon_load import hdr
-from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
-from pytest_seldon_load.cluster.emulated_jobs import EmulatedJobController
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
 from pytest_seldon_load.cluster.kubernetes_engine import KubernetesEngine
 from pytest_seldon_load.cluster.load_job import (

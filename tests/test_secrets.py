@@ -16,9 +16,8 @@ import subprocess
 import sys
 
 import pytest
+from emulated_cluster.api import EmulatedKubernetes
 from servers import by_path
-
-from pytest_seldon_load.cluster.emulated import EmulatedKubernetes
 
 CONSUMER_KEY = "CkSeCrEt4417x"
 BEARER = "BeArErTok9921x"

@@ -24,7 +24,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from .emulated import EmulatedKubernetes
+from .api import EmulatedKubernetes
 
 TICK_S = 0.1
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"

@@ -13,7 +13,7 @@ it in), or the kubelet cannot find the pod again.
 
 Try it::
 
-    python -m pytest_seldon_load.cluster.emulated --kubeconfig /tmp/emulated.kubeconfig \\
+    python -m tests.emulated_cluster --kubeconfig /tmp/emulated.kubeconfig \\
         --local-mlserver
     pytest --seldon-kubeconfig /tmp/emulated.kubeconfig --seldon-deployment iris ...
     pytest --seldon-kubeconfig /tmp/emulated.kubeconfig --seldon-ingress MESH_URL \
@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -36,11 +35,12 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from ..durations import parse_duration_s
+from pytest_seldon_load.cluster.resources import KINDS
+from pytest_seldon_load.cluster.resources.core2 import Core2Kind
+from pytest_seldon_load.cluster.resources.sdep import GROUP, PLURAL, VERSION
+from pytest_seldon_load.durations import parse_duration_s
+
 from .mesh import StandInMesh
-from .resources import KINDS
-from .resources.core2 import Core2Kind
-from .resources.sdep import GROUP, PLURAL, VERSION
 
 KUBELET_TICK_S = 0.05
 SCHEDULER_TICK_S = 0.1
@@ -127,7 +127,7 @@ class EmulatedKubernetes:
         self._api: k8s.ApiClient | None = None
         self.pod_logs: dict[tuple[str, str], str] = {}
         """What ``GET .../pods/NAME/log`` answers, by (namespace, pod): a controller that runs
-        pods (`emulated_jobs`) writes their output here."""
+        pods (`jobs`) writes their output here."""
 
     # --- the server ---------------------------------------------------------------
     def start(self) -> EmulatedKubernetes:
@@ -575,7 +575,7 @@ class EmulatedKubernetes:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve an emulated cluster with SeldonDeployments until Ctrl-C."""
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_seldon_load.cluster.emulated",
+        prog="python -m tests.emulated_cluster",
         description="Serve an emulated Kubernetes API with Available SeldonDeployments on "
         "127.0.0.1 and write a kubeconfig for it, to try the cluster fixtures without a cluster.",
     )
@@ -626,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.local_mlserver:
         import tempfile
 
-        from .local import LocalSeldonServer
+        from pytest_seldon_load.cluster.local import LocalSeldonServer
 
         server = LocalSeldonServer(Path(tempfile.mkdtemp(prefix="emulated-mlserver-"))).start()
         targets.setdefault("iris", server.base_url)
@@ -663,7 +663,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         if server is not None:
             server.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
