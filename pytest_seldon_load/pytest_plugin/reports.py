@@ -39,8 +39,11 @@ from ..regression import (
     PerformanceRegression,
     RegressionVerdict,
     drop_baseline_lookup,
+    drop_required_detectable,
     judge_regression,
+    parse_min_detectable,
     parse_tolerance,
+    require_detectable,
     use_baseline_lookup,
 )
 from ..report.github import append_step_summary, comparisons
@@ -56,6 +59,13 @@ DEFAULT_CRITERIA = (("p99", "10%"),)
 
 class BaselineWarning(pytest.PytestWarning):
     """A comparison with the baseline was skipped or may mislead (other machine, other rate)."""
+
+
+def _min_detectable(text: str) -> float:
+    try:
+        return parse_min_detectable(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _criterion(text: str) -> tuple[str, str]:
@@ -130,6 +140,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add_option(
         baselines,
+        "--load-baseline-min-detectable",
+        metavar="PCT",
+        type=_min_detectable,
+        help="fail a baseline comparison whose runs could not have detected a worsening of "
+        "PCT (10%% relative; for error_rate, points) 95 times in 100: a pass of a short, "
+        "noisy run then says how little it shows. Default: no minimum",
+    )
+    add_option(
+        baselines,
         "--load-baseline-missing",
         default="warn",
         choices=("warn", "error"),
@@ -194,6 +213,7 @@ class Reporting:
         self.criteria: list[tuple[str, str]] = list(
             config.getoption("load_baseline_fail") or DEFAULT_CRITERIA
         )
+        self.min_detectable: float | None = config.getoption("load_baseline_min_detectable")
         self.json_path: str | None = config.getoption("load_json")
         self.html_path: str | None = config.getoption("load_html")
         self.baseline: Baseline | None = None
@@ -216,6 +236,8 @@ class Reporting:
         if self.compare_name:
             self._load_baseline(self.compare_name)
         use_baseline_lookup(self.lookup)
+        if self.min_detectable is not None:
+            require_detectable(self.min_detectable)
         self.progress: LiveProgress | None = None
         self.progress = terminal_progress(config)
         if self.progress is not None:
@@ -332,7 +354,14 @@ class Reporting:
         for metric, tolerance in self.criteria:
             if metric in done:
                 continue
-            verdict = judge_regression(saved, result, metric, tolerance, baseline_name=name)
+            verdict = judge_regression(
+                saved,
+                result,
+                metric,
+                tolerance,
+                baseline_name=name,
+                min_detectable=self.min_detectable,
+            )
             if verdict.comparison is None:
                 warnings.warn(
                     BaselineWarning(
@@ -342,7 +371,9 @@ class Reporting:
                 )
                 continue
             result.judgements.append(verdict.judgement)
-            if verdict.invalid:
+            if verdict.underpowered:
+                regressions.append(verdict)
+            elif verdict.invalid:
                 warnings.warn(
                     BaselineWarning(
                         f"{key}: {metric} not judged against baseline '{name}': {verdict.reason}"
@@ -478,6 +509,8 @@ class Reporting:
 
     def close(self) -> None:
         drop_baseline_lookup(self.lookup)
+        if self.min_detectable is not None:
+            drop_required_detectable(self.min_detectable)
         if self.progress is not None:
             self.progress.close()
             self.progress = None
