@@ -726,9 +726,9 @@ def judge_regression(
         )
         return RegressionVerdict(judgement, None, str(exc))
     lagging = not current.kept_up and not (allow_lag or current.lag_accepted)
-    if required is not None and not comparison.is_regression:
-        if not comparison.detectable <= required:
-            return _underpowered(comparison, required)
+    # `not <=`: an infinite detectable (no change could be shown) is underpowered too
+    if required is not None and not (comparison.is_regression or comparison.detectable <= required):
+        return _underpowered(comparison, required)
     if not (comparison.is_regression and lagging):
         return RegressionVerdict(comparison.judgement(), comparison)
     beyond = _beyond_lag(baseline, current, comparison)
