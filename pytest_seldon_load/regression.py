@@ -10,6 +10,16 @@ Mann-Whitney U test, and the change is the Hodges-Lehmann shift between them (th
 current/baseline pairwise ratios) with the confidence interval that inverts the same test. So
 the p-value, the interval and the verdict always agree.
 
+Seconds are compared with their like. A second that held a stop-the-world pause (a GC, host
+steal) has a p99 set by the pause; ranked against quiet seconds, a few of them drown a real
+slowdown of the model. So each window gets a disturbance level from its own p99/p50 (scale
+free, by one rule for both runs), and the U test sums its counts within levels: exact still,
+and far sharper on pausing servers. When the current run is significantly more disturbed,
+the disturbance is the change, and every window is compared alike.
+
+Every comparison also says the smallest worsening it would have caught 95 times in 100
+(`detectable`): a pass of a short, noisy run says how little it shows.
+
 Why this and not a bootstrap of the run's p99: the run-level p99 is decided by its worst few
 seconds (a scheduler hiccup, a GC pause), so it swings with how many such seconds a run happened
 to get; a rank test on per-second values sees the shift of the typical second, which is where a
@@ -17,7 +27,8 @@ slower model shows, and is not thrown by a few disturbed seconds. Ranks make no 
 the shape of latencies, and the test is exact for short runs, where a bootstrap over ten seconds
 is over-confident. benchmarks/regression_power.py measures both on synthetic runs shaped like
 real ones (see BENCHMARKS.md): on a steady server they are close, on a disturbed one the rank
-test has fewer false alarms and catches a +20% slowdown far more often.
+test has fewer false alarms and catches a +20% slowdown far more often (BENCHMARKS.md, also
+for the alternatives measured against the levels on pausing servers).
 
 What no within-run test can see: a change of the machine between the two runs (a noisy neighbour
 during one of them) looks exactly like a change of the model. The tolerance, a quiet runner and
@@ -203,9 +214,11 @@ def _window_percentiles(
     n_windows = math.ceil(n_seconds / width)
     counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
     for window in result.windows:
-        counts[min(max(window.second, 0), n_seconds - 1) // width] += slot_counts(
-            getattr(window, histogram)
-        )
+        slot = min(max(window.second, 0), n_seconds - 1) // width
+        if histogram == "latency":  # from the packed form: nothing unpacked
+            counts[slot] += window.latency_counts()
+        else:
+            counts[slot] += slot_counts(window.service)
         window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
     used = counts.sum(axis=0) > 0
     if not used.any():  # no latency at all (an empty timeline, a summary-only run)
@@ -503,7 +516,7 @@ def _compare(
     if relative:
         if (base_windows <= 0).any() or (current_windows <= 0).any():
             raise InvalidMeasurement(f"cannot compare {metric}: a window holds no latency")
-        strata = _strata(labels, base_kept, current_kept, confidence)
+        strata = _levels_to_compare(labels, base_kept, current_kept, confidence)
         estimate = rank_shift(
             np.log(base_windows),
             np.log(current_windows),
@@ -551,7 +564,7 @@ def _compare(
     )
 
 
-def _strata(
+def _levels_to_compare(
     labels: tuple[np.ndarray, np.ndarray] | None,
     base_kept: np.ndarray,
     current_kept: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,6 +32,8 @@ from pytest_seldon_load.regression import (
 from pytest_seldon_load.report.html import render_report
 from pytest_seldon_load.report.json_report import session_document, write_session_json
 from pytest_seldon_load.result import LoadResult, Recorder
+
+pytest_plugins = ["pytester"]
 
 
 def recorded(
@@ -270,3 +273,32 @@ def test_compare_command_shows_detectable_and_can_require_it(tmp_path, capsys):
     assert main(["compare", str(old), str(new), "--min-detectable", "0.5%"]) == 1
     out = capsys.readouterr().out
     assert "TOO LITTLE DATA in 1 comparison(s)" in out and "and 0.5% was required" in out
+
+
+# --- through pytest -------------------------------------------------------------------
+
+ONE_RUN = """
+def test_one(seldon_endpoint, replay_file, load_run):
+    load_run(seldon_endpoint, replay_file.from_requests(["/delay/5"]), rate=40, duration=5,
+             lag_threshold_ms=100)
+"""
+
+
+def test_the_min_detectable_option_fails_a_comparison_that_shows_little(pytester):
+    from servers import ServerThread, by_path
+
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(test_one=ONE_RUN)
+    with ServerThread(by_path) as server:
+        args = ["-p", "no:cacheprovider", f"--seldon-url={server.url}"]
+        pytester.runpytest(*args, "--load-baseline-save").assert_outcomes(passed=1)
+        plain = pytester.runpytest(*args, "--load-baseline-compare")
+        plain.assert_outcomes(passed=1)
+        assert re.search(r"test_one: p99 .* this run could detect \+", plain.stdout.str())
+        strict = pytester.runpytest(
+            *args, "--load-baseline-compare", "--load-baseline-min-detectable=0.1%"
+        )
+    strict.assert_outcomes(failed=1)
+    output = strict.stdout.str()
+    assert "and 0.1% was required: run longer" in output, output
+    assert "samples: baseline 200 requests in 5 one-second windows" in output
