@@ -320,6 +320,8 @@ class Comparison:
     window_seconds: int
     method: str
     baseline_name: str = ""
+    disturbed: tuple[int, int] = (0, 0)
+    """Windows above the quiet level (baseline, current), when compared within levels."""
     detectable: float = math.nan
     """The smallest worsening this comparison would have caught 95 times in 100: a relative
     change (error rate: a difference in points); inf when the runs could show none."""
@@ -393,7 +395,9 @@ class Comparison:
             f"; Mann-Whitney U ({self.method}) on the per-window {self.metric}, "
             f"Hodges-Lehmann shift"
             + (
-                "; quiet and disturbed windows (a pause or a stall) compared apart"
+                f"; windows compared within their disturbance level (a pause or a stall: "
+                f"{self.disturbed[0]} baseline and {self.disturbed[1]} current windows "
+                f"disturbed)"
                 if "strata" in self.method
                 else ""
             )
@@ -443,6 +447,7 @@ class Comparison:
             "method": self.method,
             "baseline_name": self.baseline_name,
             "detectable": number(self.detectable),
+            "disturbed_windows": list(self.disturbed),
             "text": self.headline(),
         }
 
@@ -513,10 +518,10 @@ def _compare(
         )
     relative = _relative(metric)
     estimate: ShiftEstimate
+    strata = _levels_to_compare(labels, base_kept, current_kept, confidence)
     if relative:
         if (base_windows <= 0).any() or (current_windows <= 0).any():
             raise InvalidMeasurement(f"cannot compare {metric}: a window holds no latency")
-        strata = _levels_to_compare(labels, base_kept, current_kept, confidence)
         estimate = rank_shift(
             np.log(base_windows),
             np.log(current_windows),
@@ -524,7 +529,7 @@ def _compare(
             baseline_strata=strata[0] if strata else None,
             current_strata=strata[1] if strata else None,
         )
-    else:
+    else:  # no levels for error rates and throughput (labels is None)
         estimate = rank_shift(base_windows, current_windows, confidence)
     base_value, current_value = run_value(baseline, metric), run_value(current, metric)
     if relative:
@@ -561,6 +566,7 @@ def _compare(
         method=estimate.method,
         baseline_name=baseline_name,
         detectable=detectable,
+        disturbed=((int((strata[0] > 0).sum()), int((strata[1] > 0).sum())) if strata else (0, 0)),
     )
 
 

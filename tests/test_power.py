@@ -229,6 +229,9 @@ def test_detectable_is_in_every_message_with_the_evidence(tmp_path):
     assert "could detect +" in message and "or more at 95%" in message
     assert "99% CI +" in message and ("p=" in message or "p<" in message)
     assert "in 12 one-second windows" in message
+    assert re.search(
+        r"disturbance level .*: \d+ baseline and \d+ current windows disturbed", message
+    )
     judgement = slower.judgements[-1]
     assert judgement.comparison is not None and judgement.comparison["detectable"] > 0
     entry = slower.to_dict() | {"nodeid": "t::a", "key": "t::a", "verdict": "fail"}
