@@ -1,26 +1,43 @@
 """How often assert_no_regression cries wolf, and how often it catches a real slowdown.
 
 Synthetic runs stand in for real ones, so the truth is known: each second of a run draws its
-latencies from a server model, and the "current" run's latencies are the baseline model's
-times (1 + shift). A/A pairs (shift 0) measure false alarms; +5%, +10%, +20% measure detection.
-Every pair goes through the real code path (HDR histograms per second → compare_runs) with the
-defaults: p99, tolerance 10%, confidence 0.99.
+latencies from a server model, and the "current" run's latencies are the model's times
+(1 + shift) (with --tail-only, only those above the run's p90: p99 moves, p50 does not).
+A/A pairs (shift 0) measure false alarms; +10%, +20% measure detection. The default goes
+through the real code path (per-second histograms → compare_runs) at p99, confidence 0.99
+and --tolerance (10%).
 
-Server models, calibrated on 10 s runs of the local MLServer iris model at 100-200 req/s:
-  steady     lognormal latencies (median 1 ms, sigma 0.25): per-second p99/p50 of 1.4-2.6,
-             as in the calm runs.
-  disturbed  the same, but one second in five is disturbed (a scheduler hiccup, a GC pause):
-             2-10% of its requests wait an extra Exp(2 ms). Per-second p99 then reaches 5-16x
-             the median, as in the noisy runs.
+Server models (200 req/s unless --rate):
+  steady       lognormal latencies (median 1 ms, sigma 0.25), calibrated on 10 s runs of the
+               local MLServer iris model: per-second p99/p50 of 1.4-2.6.
+  disturbed    the same, but one second in five has 2-10% of its requests delayed by an
+               extra Exp(2 ms), as in noisy local runs.
+  pauses-3s    stop-the-world stalls of 10-30 ms every 3 s (host steal on a CI runner).
+  pauses-5s    30-70 ms pauses every 5 s (a garbage-collected server).
+  pauses-1s    3-8 ms stalls every second.
+  heavy-tail   no pauses; 0.5% of requests take an extra Pareto(1.5) × 2 ms.
+  pauses-tail  10-50 ms pauses every 2 s and the heavy tail.
+A request that arrives during a pause waits for its end; pauses come every period ±10%, at
+a random phase; arrivals are Poisson.
+
+Methods (--methods; the alternatives work on the same pairs, from per-second histograms on a
+shared log grid, vectorised with numpy):
+  default      the shipped rule: the exact rank test within disturbance levels
+  plain        the rule before: the same test, every second alike
+  windows      the plain test on 3-second windows
+  two-strata   the stratified test with two levels only (quiet, over twice the typical)
+  bootstrap    a block bootstrap over seconds of the pooled p99 (percentile interval)
+  permutation  a permutation test over seconds of the pooled p99
+  medians      a permutation test on the difference of the per-second p99 medians
 
     .venv/bin/python benchmarks/regression_power.py [--trials 200] [--rate 200]
-        [--seconds 10 30] [--shifts 0 0.05 0.1 0.2] [--models steady disturbed]
-        [--bootstrap] [--real PAIRS]
+        [--seconds 10 30] [--shifts 0 0.05 0.1 0.2] [--models steady pauses-3s ...]
+        [--methods default plain ...] [--tolerance 10%] [--tail-only] [--real PAIRS]
 
---bootstrap also runs the alternative considered (a block bootstrap over seconds of the run's
-own p99, percentile interval) on the same pairs. --real PAIRS adds A/A pairs of back-to-back
-real runs against a local MLServer (needs the `local` extra): what the machine's run-to-run
-drift does to a single-run baseline.
+The last column is the median `detectable` the default reported (what the run could have
+caught 95 times in 100). --real PAIRS adds A/A pairs of back-to-back real runs against a
+local MLServer (needs the `local` extra): what the machine's run-to-run drift does to a
+single-run baseline.
 """
 
 from __future__ import annotations
@@ -35,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 from bench_common import print_machine
 
+from pytest_seldon_load.hdr import Packed
+from pytest_seldon_load.rank_test import rank_shift, smallest_p, smallest_strata_p
 from pytest_seldon_load.regression import compare_runs
 from pytest_seldon_load.result import LoadResult, Window, new_histogram
 
@@ -78,33 +97,92 @@ class ServerModel:
             latencies[hit] += rng.exponential(2.0 * self.median_ms, int(hit.sum()))
         return latencies
 
+    def run(self, rng: np.random.Generator, rate: float, seconds: int) -> list[np.ndarray]:
+        return [self.second(rng, int(rng.poisson(rate))) for _ in range(seconds)]
+
+
+@dataclass(frozen=True)
+class PausingModel:
+    """A server that stops the world now and then, with a heavy-tailed service time.
+
+    Service time: lognormal (median 1 ms, sigma 0.25), plus, for `tail_share` of requests, a
+    Pareto (Lomax) extra of scale `tail_ms` and index `tail_alpha` (a heavy tail: a few
+    requests take 10-100x the median). Pauses: every `period_s` (±10% jitter, random phase)
+    the server stalls for a length drawn uniformly in `pause_ms`; a request that arrives during
+    a pause waits for its end. Arrivals are Poisson, as the engine's open-loop schedule.
+    """
+
+    name: str
+    period_s: float = 0.0
+    pause_ms: tuple[float, float] = (0.0, 0.0)
+    tail_share: float = 0.0
+    tail_ms: float = 2.0
+    tail_alpha: float = 1.5
+    median_ms: float = 1.0
+    sigma: float = 0.25
+
+    def run(self, rng: np.random.Generator, rate: float, seconds: int) -> list[np.ndarray]:
+        counts = rng.poisson(rate, seconds)
+        arrivals = np.concatenate([s + np.sort(rng.random(n)) for s, n in enumerate(counts)])
+        latencies = rng.lognormal(math.log(self.median_ms), self.sigma, arrivals.size)
+        if self.tail_share:
+            hit = rng.random(arrivals.size) < self.tail_share
+            latencies[hit] += self.tail_ms * rng.pareto(self.tail_alpha, int(hit.sum()))
+        if self.period_s:
+            gaps = self.period_s * rng.uniform(0.9, 1.1, int(seconds / self.period_s) + 2)
+            starts = rng.uniform(0, self.period_s) + np.concatenate(([0.0], np.cumsum(gaps)))
+            ends = starts + rng.uniform(*self.pause_ms, starts.size) / 1000.0
+            last = np.searchsorted(starts, arrivals, side="right") - 1
+            wait = np.where(last >= 0, ends[np.maximum(last, 0)] - arrivals, 0.0)
+            latencies += np.maximum(wait, 0.0) * 1000.0
+        return np.split(latencies, np.cumsum(counts)[:-1])
+
 
 STEADY = ServerModel("steady")
 DISTURBED = ServerModel("disturbed", disturbed_share=0.2)
-MODELS = {model.name: model for model in (STEADY, DISTURBED)}
+PAUSES_3S = PausingModel("pauses-3s", period_s=3.0, pause_ms=(10.0, 30.0))
+"""Host steal as on a shared CI runner: 10-30 ms stalls every 3 s."""
+PAUSES_5S = PausingModel("pauses-5s", period_s=5.0, pause_ms=(30.0, 70.0))
+"""A garbage-collected server: 30-70 ms stop-the-world pauses every 5 s."""
+PAUSES_1S = PausingModel("pauses-1s", period_s=1.0, pause_ms=(3.0, 8.0))
+"""Frequent short stalls: 3-8 ms every second (most seconds hold one)."""
+HEAVY_TAIL = PausingModel("heavy-tail", tail_share=0.005)
+"""No pauses; 0.5% of requests take an extra Pareto(1.5) x 2 ms."""
+PAUSES_TAIL = PausingModel("pauses-tail", period_s=2.0, pause_ms=(10.0, 50.0), tail_share=0.005)
+"""Both: 10-50 ms pauses every 2 s and the heavy tail."""
+MODELS = {
+    model.name: model
+    for model in (STEADY, DISTURBED, PAUSES_3S, PAUSES_5S, PAUSES_1S, HEAVY_TAIL, PAUSES_TAIL)
+}
+BURSTY = [PAUSES_3S.name, PAUSES_5S.name, PAUSES_1S.name, HEAVY_TAIL.name, PAUSES_TAIL.name]
 
 
 def synthetic_run(
     rng: np.random.Generator,
     rate: float,
     seconds: int,
-    model: ServerModel = STEADY,
+    model: ServerModel | PausingModel = STEADY,
     scale: float = 1.0,
 ) -> LoadResult:
     """A LoadResult of `seconds` one-second windows at `rate` (Poisson counts), the model's
     latencies times `scale`."""
+    return run_of(model.run(rng, rate, seconds), rate, scale)
+
+
+def run_of(per_second_ms: list[np.ndarray], rate: float, scale: float = 1.0) -> LoadResult:
+    """A LoadResult holding these latencies (ms) of each second, times `scale`."""
     windows, every = [], []
-    for second in range(seconds):
-        n = int(rng.poisson(rate))
-        values_us = np.round(model.second(rng, n) * scale * 1000.0)
+    for second, latencies in enumerate(per_second_ms):
+        n = int(latencies.size)
+        values_us = np.round(latencies * scale * 1000.0)
         every.append(values_us)
-        encoded = histogram_of(values_us).encode().decode("ascii") if n else ""
-        windows.append(Window(second, sent=n, ok=n, latency_hdr=encoded, service_hdr=encoded))
+        packed = Packed.of_counts(np.bincount(hdr_slots(values_us), minlength=1)) if n else Packed()
+        windows.append(Window.packed(second, n, n, 0, packed, packed))
     values = np.concatenate(every)
     total = int(values.size)
     return LoadResult(
         target_rate=rate,
-        duration=float(seconds),
+        duration=float(len(per_second_ms)),
         scheduled=total,
         requests=total,
         ok=total,
@@ -115,74 +193,238 @@ def synthetic_run(
     )
 
 
-def flagged_by_rank_test(baseline: LoadResult, current: LoadResult) -> bool:
-    """The shipped rule: assert_no_regression's defaults."""
-    return compare_runs(baseline, current).is_regression
+# --- the methods compared ------------------------------------------------------------------
 
 
-def flagged_by_bootstrap(baseline: LoadResult, current: LoadResult) -> bool:
-    """The alternative: block bootstrap over seconds of the run-level p99 (percentile CI)."""
-    from scipy import stats
+@dataclass
+class Pair:
+    """One baseline/current pair: per-second latencies (ms), and what methods need of them."""
 
-    from pytest_seldon_load.regression import hdr_percentiles, slot_counts
+    baseline_ms: list[np.ndarray]
+    current_ms: list[np.ndarray]
+    rate: float
+    tolerance: str
+    _runs: tuple[LoadResult, LoadResult] | None = None
+    _counts: tuple[np.ndarray, np.ndarray] | None = None
 
-    def rows(result: LoadResult) -> np.ndarray:
-        return np.stack([slot_counts(w.latency) for w in result.windows])
+    @property
+    def runs(self) -> tuple[LoadResult, LoadResult]:
+        """Real LoadResults (per-second HDR histograms), for the shipped code path."""
+        if self._runs is None:
+            self._runs = (run_of(self.baseline_ms, self.rate), run_of(self.current_ms, self.rate))
+        return self._runs
 
-    base_rows, current_rows = rows(baseline), rows(current)
-    used = (base_rows.sum(0) + current_rows.sum(0)) > 0
-    base_rows, current_rows = base_rows[:, used], current_rows[:, used]
+    @property
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-second counts on a shared log grid (0.2% wide bins): histograms that merge
+        exactly, for the alternatives, vectorised."""
+        if self._counts is None:
+            self._counts = _binned(self.baseline_ms, self.current_ms)
+        return self._counts
 
-    def p99(block_rows: np.ndarray, drawn: np.ndarray) -> np.ndarray:
-        n = block_rows.shape[0]
-        weights = (drawn.astype(int)[..., :, None] == np.arange(n)).sum(-2).astype(float)
-        padded = np.zeros((*weights.shape[:-1], used.size))
-        padded[..., used] = weights @ block_rows
-        return hdr_percentiles(padded, 99.0)
+    @property
+    def tolerance_log(self) -> float:
+        return math.log1p(float(self.tolerance.rstrip("%")) / 100.0)
 
-    def statistic(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.log(p99(current_rows, c) / p99(base_rows, b))
 
-    result = stats.bootstrap(
-        (np.arange(base_rows.shape[0], dtype=float), np.arange(current_rows.shape[0], dtype=float)),
-        statistic,
-        n_resamples=2000,
-        vectorized=True,
-        method="percentile",
-        confidence_level=0.99,
-        rng=np.random.default_rng(0),
+Outcome = tuple[bool, float]
+"""Flagged as a regression, and the change the method could detect (nan if it does not say)."""
+
+_BIN = math.log(1.002)
+_LOWEST = math.log(0.005)
+ALPHA = 0.01
+
+
+def _binned(*runs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    slots = [[np.floor((np.log(s) - _LOWEST) / _BIN).astype(int) for s in run] for run in runs]
+    width = max(int(i.max()) for run in slots for i in run if i.size) + 1
+    base, current = (np.stack([np.bincount(i, minlength=width) for i in run]) for run in slots)
+    return base, current
+
+
+def _quantile(counts: np.ndarray, q: float) -> np.ndarray:
+    """The q-th percentile of each row of binned counts (the bin's middle)."""
+    cumulative = np.cumsum(counts, axis=-1)
+    target = np.maximum(np.floor(q / 100.0 * cumulative[..., -1:] + 0.5), 1.0)
+    index = (cumulative < target - 0.5).sum(-1)
+    return np.exp(_LOWEST + (index + 0.5) * _BIN)
+
+
+def shipped(pair: Pair) -> Outcome:
+    """The default: compare_runs, the one rule of assert_no_regression (stratified)."""
+    comparison = compare_runs(*pair.runs, tolerance=pair.tolerance)
+    return comparison.is_regression, comparison.detectable
+
+
+def plain_rank_test(pair: Pair) -> Outcome:
+    """The rule before: the same exact rank test on per-second p99, every second alike."""
+    from pytest_seldon_load import regression
+
+    baseline, current = pair.runs
+    limit = regression.parse_tolerance("p99", pair.tolerance)
+    comparison = regression._compare(
+        baseline,
+        current,
+        "p99",
+        limit,
+        0.99,
+        "",
+        regression.window_values(baseline, "p99"),
+        regression.window_values(current, "p99"),
     )
-    low = result.confidence_interval.low
-    change = math.exp(statistic(np.arange(base_rows.shape[0]), np.arange(current_rows.shape[0])))
-    return bool(low > 0 and change - 1 > 0.10)
+    return comparison.is_regression, comparison.detectable
+
+
+def _flag(p_value: float, shift: float, pair: Pair) -> Outcome:
+    return bool(p_value < ALPHA and shift > pair.tolerance_log), math.nan
+
+
+def longer_windows(pair: Pair, width: int = 3) -> Outcome:
+    """Rank test on the p99 of 3-second windows (merged histograms)."""
+    base, current = pair.counts
+
+    def merged(counts: np.ndarray) -> np.ndarray:
+        groups = np.arange(counts.shape[0]) // width
+        return np.stack([counts[groups == g].sum(0) for g in np.unique(groups)])
+
+    x, y = np.log(_quantile(merged(base), 99)), np.log(_quantile(merged(current), 99))
+    if smallest_p(x.size, y.size) >= ALPHA:
+        return False, math.nan
+    estimate = rank_shift(x, y, 0.99)
+    return _flag(estimate.p_value, estimate.shift, pair)
+
+
+def two_strata(pair: Pair) -> Outcome:
+    """Stratified rank test with two strata only: quiet, and over twice the typical spread."""
+    base, current = pair.counts
+    x, y = np.log(_quantile(base, 99)), np.log(_quantile(current, 99))
+    spread_b = x - np.log(_quantile(base, 50))
+    spread_c = y - np.log(_quantile(current, 50))
+    limit = np.median(np.r_[spread_b, spread_c]) + math.log(2.0)
+    labels_b, labels_c = (spread_b > limit).astype(int), (spread_c > limit).astype(int)
+    shared = np.intersect1d(labels_b, labels_c)
+    sizes = tuple((int((labels_b == s).sum()), int((labels_c == s).sum())) for s in shared)
+    if smallest_strata_p(sizes) < ALPHA:
+        estimate = rank_shift(x, y, 0.99, baseline_strata=labels_b, current_strata=labels_c)
+    else:
+        estimate = rank_shift(x, y, 0.99)
+    return _flag(estimate.p_value, estimate.shift, pair)
+
+
+def block_bootstrap(pair: Pair, resamples: int = 1000) -> Outcome:
+    """Bootstrap over seconds of the pooled p99 (histograms merge exactly); percentile CI."""
+    rng = np.random.default_rng(0)
+    base, current = pair.counts
+    used = (base.sum(0) + current.sum(0)) > 0
+    base, current = base[:, used].astype(float), current[:, used].astype(float)
+
+    def resampled(counts: np.ndarray) -> np.ndarray:
+        n = counts.shape[0]
+        weights = np.zeros((resamples, n))
+        np.add.at(weights, (np.arange(resamples)[:, None], rng.integers(0, n, (resamples, n))), 1)
+        return weights @ counts
+
+    change = float(np.log(_quantile(current.sum(0), 99) / _quantile(base.sum(0), 99)))
+    draws = np.log(_quantile(resampled(current), 99) / _quantile(resampled(base), 99))
+    low = float(np.quantile(draws, ALPHA / 2))
+    return bool(low > 0 and change > pair.tolerance_log), math.nan
+
+
+def permutation_pooled(pair: Pair, permutations: int = 1000) -> Outcome:
+    """Permutation test over seconds of the pooled p99: which run a second came from."""
+    rng = np.random.default_rng(0)
+    base, current = pair.counts
+    used = (base.sum(0) + current.sum(0)) > 0
+    every = np.concatenate([base[:, used], current[:, used]]).astype(float)
+    n = base.shape[0]
+    change = float(np.log(_quantile(every[n:].sum(0), 99) / _quantile(every[:n].sum(0), 99)))
+    order = np.argsort(rng.random((permutations, every.shape[0])), axis=1)
+    mask = np.zeros((permutations, every.shape[0]))
+    mask[np.arange(permutations)[:, None], order[:, :n]] = 1.0
+    null = np.log(_quantile((1 - mask) @ every, 99) / _quantile(mask @ every, 99))
+    p_value = (1 + int((np.abs(null) >= abs(change)).sum())) / (permutations + 1)
+    return _flag(p_value, change, pair)
+
+
+def permutation_medians(pair: Pair, permutations: int = 2000) -> Outcome:
+    """Permutation test on the per-second p99: difference of the two runs' medians."""
+    rng = np.random.default_rng(0)
+    base, current = pair.counts
+    x, y = np.log(_quantile(base, 99)), np.log(_quantile(current, 99))
+    both, n = np.r_[x, y], x.size
+    change = float(np.median(y) - np.median(x))
+    shuffled = both[np.argsort(rng.random((permutations, both.size)), axis=1)]
+    null = np.median(shuffled[:, n:], 1) - np.median(shuffled[:, :n], 1)
+    p_value = (1 + int((np.abs(null) >= abs(change)).sum())) / (permutations + 1)
+    return _flag(p_value, change, pair)
+
+
+METHODS: dict[str, Callable[[Pair], Outcome]] = {
+    "stratified rank test (default)": shipped,
+    "plain rank test (before)": plain_rank_test,
+    "rank test, 3 s windows": longer_windows,
+    "two strata (quiet/disturbed)": two_strata,
+    "block bootstrap, pooled p99": block_bootstrap,
+    "permutation, pooled p99": permutation_pooled,
+    "permutation, median window p99": permutation_medians,
+}
+SHORT = dict(
+    zip(
+        ("default", "plain", "windows", "two-strata", "bootstrap", "permutation", "medians"),
+        METHODS,
+        strict=True,
+    )
+)
+
+
+# --- the measurement -----------------------------------------------------------------------
 
 
 @dataclass
 class Cell:
     flagged: int = 0
     trials: int = 0
+    detectable: list[float] | None = None
 
     @property
     def rate(self) -> float:
         return self.flagged / self.trials if self.trials else math.nan
 
 
+def slowed(per_second: list[np.ndarray], shift: float, tail_only: bool) -> list[np.ndarray]:
+    """The run's latencies with the truth applied: every latency times (1 + shift), or with
+    `tail_only` only those above the run's p90 (p99 moves by the shift, p50 not at all)."""
+    if not tail_only:
+        return [latencies * (1.0 + shift) for latencies in per_second]
+    p90 = float(np.quantile(np.concatenate(per_second), 0.9))
+    return [np.where(s > p90, s * (1.0 + shift), s) for s in per_second]
+
+
 def measure(
-    rule: Callable[[LoadResult, LoadResult], bool],
-    model: ServerModel,
+    methods: Sequence[str],
+    model: ServerModel | PausingModel,
     rate: float,
     seconds: int,
     shift: float,
     trials: int,
-) -> Cell:
-    cell = Cell()
+    tolerance: str = "10%",
+    tail_only: bool = False,
+) -> dict[str, Cell]:
+    """Each method's verdicts on the same seeded pairs."""
+    cells = {name: Cell(detectable=[]) for name in methods}
     for trial in range(trials):
         rng = np.random.default_rng(1_000_003 * trial + 7)
-        baseline = synthetic_run(rng, rate, seconds, model)
-        current = synthetic_run(rng, rate, seconds, model, scale=1.0 + shift)
-        cell.flagged += rule(baseline, current)
-        cell.trials += 1
-    return cell
+        baseline = model.run(rng, rate, seconds)
+        current = slowed(model.run(rng, rate, seconds), shift, tail_only)
+        pair = Pair(baseline, current, rate, tolerance)
+        for name in methods:
+            flagged, detectable = METHODS[name](pair)
+            cell = cells[name]
+            cell.flagged += flagged
+            cell.trials += 1
+            if math.isfinite(detectable) and cell.detectable is not None:
+                cell.detectable.append(detectable)
+    return cells
 
 
 def _label(shift: float) -> str:
@@ -190,31 +432,46 @@ def _label(shift: float) -> str:
 
 
 def synthetic_table(args: argparse.Namespace) -> list[str]:
-    rules: list[tuple[str, Callable[[LoadResult, LoadResult], bool]]] = [
-        ("rank test (shipped)", flagged_by_rank_test)
+    methods = [SHORT[m] for m in args.methods]
+    truth = " (tail only)" if args.tail_only else ""
+    header = [
+        "server model",
+        "method",
+        "run",
+        *(_label(s) + truth for s in args.shifts),
+        "detectable (median)",
     ]
-    if args.bootstrap:
-        rules.append(("bootstrap of run p99", flagged_by_bootstrap))
-    header = ["server model", "method", "run", *(_label(s) for s in args.shifts)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model_name in args.models:
         model = MODELS[model_name]
-        for rule_name, rule in rules:
-            for seconds in args.seconds:
-                started = time.perf_counter()
-                cells = [
-                    measure(rule, model, args.rate, seconds, shift, args.trials)
-                    for shift in args.shifts
-                ]
-                took = time.perf_counter() - started
+        for seconds in args.seconds:
+            started = time.perf_counter()
+            by_shift = [
+                measure(
+                    methods,
+                    model,
+                    args.rate,
+                    seconds,
+                    s,
+                    args.trials,
+                    args.tolerance,
+                    args.tail_only,
+                )
+                for s in args.shifts
+            ]
+            took = time.perf_counter() - started
+            for name in methods:
+                cells = [cells_of[name] for cells_of in by_shift]
+                found = [d for c in cells for d in (c.detectable or [])]
                 row = [
                     model_name,
-                    rule_name,
+                    name,
                     f"{seconds} s at {args.rate:g}/s",
                     *(f"{c.rate:.1%} ({c.flagged}/{c.trials})" for c in cells),
+                    f"+{float(np.median(found)):.0%}" if found else "",
                 ]
                 lines.append("| " + " | ".join(row) + " |")
-                print(f"  {model_name} {rule_name} {seconds}s: {took:.0f}s", file=sys.stderr)
+            print(f"  {model_name} {seconds}s: {took:.0f}s", file=sys.stderr)
     return lines
 
 
@@ -247,7 +504,7 @@ def real_pairs(pairs: int, rate: float, seconds: int) -> list[str]:
             print(f"  real pair {pair + 1}: {comparison.headline()}", file=sys.stderr)
     spread = np.percentile(np.abs(changes), [50, 90]) if changes else [math.nan, math.nan]
     return [
-        f"| local MLServer (real) | rank test (shipped) | {seconds} s at {rate:g}/s | "
+        f"| local MLServer (real) | stratified rank test (default) | {seconds} s at {rate:g}/s | "
         f"{flagged / pairs:.1%} ({flagged}/{pairs}) | per-second p99 shift between runs of "
         f"the same server: median {spread[0]:.1%}, 90th percentile {spread[1]:.1%} |"
     ]
@@ -260,7 +517,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.05, 0.10, 0.20])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--bootstrap", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=["default", "plain"], choices=list(SHORT))
+    parser.add_argument("--tolerance", default="10%")
+    parser.add_argument(
+        "--tail-only", action="store_true", help="slow only the latencies above the p90"
+    )
     parser.add_argument("--real", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--real-seconds", type=int, default=10)
     args = parser.parse_args(argv)
@@ -268,8 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "assert_no_regression: false alarms (A/A) and detection (+shift of every latency)"
     )
     print(
-        f"defaults: p99, tolerance 10%, confidence 0.99; {args.trials} seeded pairs per cell; "
-        f"a flag is a 'regression' verdict.\n"
+        f"p99, tolerance {args.tolerance}, confidence 0.99; {args.trials} seeded pairs per "
+        f"cell; a flag is a 'regression' verdict.\n"
     )
     for line in synthetic_table(args):
         print(line)

@@ -28,6 +28,7 @@ LAG = "generator lag"
 NO_REQUESTS = "no requests"
 NO_LATENCIES = "no latencies"
 NOT_COMPARABLE = "not comparable"
+UNDERPOWERED = "too little data"
 
 
 @dataclass(frozen=True)

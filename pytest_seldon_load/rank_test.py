@@ -82,13 +82,44 @@ def _p_by_distance(n: int, m: int) -> np.ndarray:
 
 def u_p_value(n: int, m: int, u2: np.ndarray | int) -> np.ndarray:
     """Two-sided exact p-value of U = u2 / 2 (twice U: a half is possible), sizes n and m."""
-    distance = np.abs(np.asarray(u2, dtype=np.int64) - n * m)
-    return _p_by_distance(n, m)[np.minimum(distance, n * m)]
+    return strata_p_value(((n, m),), u2)
+
+
+@functools.lru_cache(maxsize=64)
+def _strata_p_by_distance(sizes: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """As `_p_by_distance`, for the sum of the U of independent strata (sizes n_s, m_s).
+
+    Each stratum's U is symmetric about n_s·m_s / 2, so their sum is symmetric about half the
+    total, and the two-sided p-value is again a tail of the distance from the centre.
+    """
+    if len(sizes) == 1:
+        return _p_by_distance(*sizes[0])
+    probabilities = np.ones(1)
+    for n, m in sizes:
+        probabilities = np.convolve(probabilities, _u_distribution(n, m))
+    total = probabilities.size - 1
+    distance = np.abs(2 * np.arange(total + 1) - total)
+    by_distance = np.bincount(distance, weights=probabilities, minlength=total + 1)
+    p = np.minimum(np.cumsum(by_distance[::-1])[::-1], 1.0)
+    p.setflags(write=False)
+    return p
+
+
+def strata_p_value(sizes: tuple[tuple[int, int], ...], u2: np.ndarray | int) -> np.ndarray:
+    """Two-sided exact p-value of the summed U (twice it: `u2`) of strata of these sizes."""
+    pairs = sum(n * m for n, m in sizes)
+    distance = np.abs(np.asarray(u2, dtype=np.int64) - pairs)
+    return _strata_p_by_distance(tuple(sorted(sizes)))[np.minimum(distance, pairs)]
 
 
 def smallest_p(n_baseline: int, n_current: int) -> float:
     """The smallest two-sided p-value these sizes can give (no overlap at all)."""
     return min(1.0, 2.0 / math.comb(n_baseline + n_current, n_baseline))
+
+
+def smallest_strata_p(sizes: tuple[tuple[int, int], ...]) -> float:
+    """The smallest two-sided p-value a stratified test of these sizes can give."""
+    return min(1.0, 2.0 * math.prod(1.0 / math.comb(n + m, n) for n, m in sizes))
 
 
 def _check(sample: np.ndarray, name: str) -> np.ndarray:
@@ -102,16 +133,33 @@ def _check(sample: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
-def rank_shift(baseline: np.ndarray, current: np.ndarray, confidence: float) -> ShiftEstimate:
+def rank_shift(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    confidence: float,
+    *,
+    baseline_strata: np.ndarray | None = None,
+    current_strata: np.ndarray | None = None,
+) -> ShiftEstimate:
     """The shift that best aligns current with baseline, and every shift the test accepts.
 
     The interval is [low, high]; the p-value is the test's at shift 0. `low > 0 or high < 0`
     exactly when `p_value < 1 - confidence`.
+
+    With strata (one label per value, both sides), values are only compared within their
+    stratum: U sums the strata's U (exact: the convolution of their distributions) and the
+    shift is the median of the within-stratum differences. A stratum only one side has
+    tells nothing about a shift and is left out.
     """
     x, y = _check(baseline, "baseline"), _check(current, "current")
-    n, m = x.size, y.size
+    groups = _strata(x, y, baseline_strata, current_strata)
+    sizes = tuple((xs.size, ys.size) for xs, ys in groups)
+    if not sizes:
+        raise ValueError("no stratum holds values of both samples")
     alpha = 1.0 - confidence
-    differences = np.sort((y[:, None] - x[None, :]).ravel())
+    differences = np.sort(
+        np.concatenate([(ys[:, None] - xs[None, :]).ravel() for xs, ys in groups])
+    )
     total = differences.size
     shift = float(np.median(differences))
     points = np.unique(differences)
@@ -119,21 +167,39 @@ def rank_shift(baseline: np.ndarray, current: np.ndarray, confidence: float) -> 
     # above it every pair with y - x > D; a break of the ties at D gives any U in between.
     above = 2 * (total - np.searchsorted(differences, points, side="right"))
     at_or_above = 2 * (total - np.searchsorted(differences, points, side="left"))
-    least_favourable = np.clip(total, above, at_or_above)  # 2U nearest the centre, n·m
-    accepted = np.flatnonzero(u_p_value(n, m, least_favourable) >= alpha)
+    least_favourable = np.clip(total, above, at_or_above)  # 2U nearest the centre
+    accepted = np.flatnonzero(strata_p_value(sizes, least_favourable) >= alpha)
     low = float(points[accepted[0]]) if accepted.size else shift
     high = float(points[accepted[-1]]) if accepted.size else shift
-    # Beyond every difference U is n·m (below) or 0 (above): open ends if even that passes.
-    if u_p_value(n, m, 2 * total) >= alpha:
+    # Beyond every difference U is its maximum (below) or 0 (above): open ends if even that
+    # passes.
+    if strata_p_value(sizes, 2 * total) >= alpha:
         low = -math.inf
-    if u_p_value(n, m, 0) >= alpha:
+    if strata_p_value(sizes, 0) >= alpha:
         high = math.inf
-    p_value = float(_p_at_zero(n, m, differences))
-    return ShiftEstimate(shift, min(low, shift), max(high, shift), p_value)
+    above0 = 2 * (total - int(np.searchsorted(differences, 0.0, side="right")))
+    at_or_above0 = 2 * (total - int(np.searchsorted(differences, 0.0, side="left")))
+    p_value = float(strata_p_value(sizes, min(max(total, above0), at_or_above0)))
+    method = METHOD if len(sizes) == 1 else f"{METHOD}, {len(sizes)} strata"
+    return ShiftEstimate(shift, min(low, shift), max(high, shift), p_value, method)
 
 
-def _p_at_zero(n: int, m: int, differences: np.ndarray) -> float:
-    total = differences.size
-    above = 2 * (total - int(np.searchsorted(differences, 0.0, side="right")))
-    at_or_above = 2 * (total - int(np.searchsorted(differences, 0.0, side="left")))
-    return float(u_p_value(n, m, min(max(total, above), at_or_above)))
+def _strata(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_strata: np.ndarray | None,
+    y_strata: np.ndarray | None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (baseline, current) values of each stratum both sides hold, in label order."""
+    if x_strata is None and y_strata is None:
+        return [(x, y)]
+    if x_strata is None or y_strata is None:
+        raise ValueError("strata must be given for both samples or neither")
+    xl, yl = np.asarray(x_strata).ravel(), np.asarray(y_strata).ravel()
+    if xl.size != x.size or yl.size != y.size:
+        raise ValueError(
+            f"strata must label every value: {xl.size} labels for {x.size} baseline values, "
+            f"{yl.size} for {y.size} current values"
+        )
+    shared = np.intersect1d(xl, yl)
+    return [(x[xl == label], y[yl == label]) for label in shared]

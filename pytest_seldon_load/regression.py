@@ -10,6 +10,16 @@ Mann-Whitney U test, and the change is the Hodges-Lehmann shift between them (th
 current/baseline pairwise ratios) with the confidence interval that inverts the same test. So
 the p-value, the interval and the verdict always agree.
 
+Seconds are compared with their like. A second that held a stop-the-world pause (a GC, host
+steal) has a p99 set by the pause; ranked against quiet seconds, a few of them drown a real
+slowdown of the model. So each window gets a disturbance level from its own p99/p50 (scale
+free, by one rule for both runs), and the U test sums its counts within levels: exact still,
+and far sharper on pausing servers. When the current run is significantly more disturbed,
+the disturbance is the change, and every window is compared alike.
+
+Every comparison also says the smallest worsening it would have caught 95 times in 100
+(`detectable`): a pass of a short, noisy run says how little it shows.
+
 Why this and not a bootstrap of the run's p99: the run-level p99 is decided by its worst few
 seconds (a scheduler hiccup, a GC pause), so it swings with how many such seconds a run happened
 to get; a rank test on per-second values sees the shift of the typical second, which is where a
@@ -17,7 +27,8 @@ slower model shows, and is not thrown by a few disturbed seconds. Ranks make no 
 the shape of latencies, and the test is exact for short runs, where a bootstrap over ten seconds
 is over-confident. benchmarks/regression_power.py measures both on synthetic runs shaped like
 real ones (see BENCHMARKS.md): on a steady server they are close, on a disturbed one the rank
-test has fewer false alarms and catches a +20% slowdown far more often.
+test has fewer false alarms and catches a +20% slowdown far more often (BENCHMARKS.md, also
+for the alternatives measured against the levels on pausing servers).
 
 What no within-run test can see: a change of the machine between the two runs (a noisy neighbour
 during one of them) looks exactly like a change of the model. The tolerance, a quiet runner and
@@ -30,6 +41,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,8 +50,8 @@ from .assertions import InvalidMeasurement, describe_run
 from .durations import format_ms, parse_budget_ms
 from .hdr import percentiles as hdr_percentiles
 from .hdr import slot_counts, slot_values_ms
-from .judgement import LAG, NOT_COMPARABLE, Judgement
-from .rank_test import ShiftEstimate, rank_shift, smallest_p
+from .judgement import LAG, NOT_COMPARABLE, UNDERPOWERED, Judgement
+from .rank_test import ShiftEstimate, rank_shift, smallest_p, smallest_strata_p
 from .report.json_report import SavedRunsError, read_saved_runs
 from .result import LoadResult
 
@@ -126,6 +138,27 @@ def parse_confidence(confidence: float) -> float:
     return float(confidence)
 
 
+def parse_min_detectable(value: float | str) -> float:
+    """The largest `detectable` a comparison may have, as a fraction: a string is a
+    percentage ("10%" or "10"), a number a fraction already (0.1).
+
+    For latencies and throughput it is a relative change; for error_rate, points."""
+    what = "minimum detectable change"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what}: expected a percentage like '10%', got {value!r}")
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip().removeprefix("+")
+        try:
+            fraction = float(text) / 100.0
+        except ValueError:
+            raise ValueError(f"{what}: expected a percentage like '10%', got {value!r}") from None
+    else:
+        fraction = float(value)
+    if not (fraction > 0 and math.isfinite(fraction)):
+        raise ValueError(f"{what}: must be a positive percentage, got {value!r}")
+    return fraction
+
+
 # --- per-window values ----------------------------------------------------------------
 
 _SLOT_VALUES_MS = slot_values_ms()
@@ -159,14 +192,7 @@ def window_values(result: LoadResult, metric: str, histogram: str = "latency") -
         return min(max(second, 0), n_seconds - 1) // width
 
     if metric in LATENCY_QUANTILES:
-        counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
-        for window in result.windows:
-            counts[slot(window.second)] += slot_counts(getattr(window, histogram))
-            window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
-        used = counts.sum(axis=0) > 0
-        if not used.any():  # no latency at all (an empty timeline, a summary-only run)
-            return np.full(n_windows, np.nan)
-        return hdr_percentiles(counts[:, used], LATENCY_QUANTILES[metric], _SLOT_VALUES_MS[used])
+        return _window_percentiles(result, (LATENCY_QUANTILES[metric],), histogram)[0]
     sums = np.zeros((n_windows, 2))
     for window in result.windows:
         sums[slot(window.second)] += (window.errors, window.ok)
@@ -177,6 +203,71 @@ def window_values(result: LoadResult, metric: str, histogram: str = "latency") -
             return sums[:, 0] / (sums[:, 0] + sums[:, 1])
     covered = np.minimum(width, n_seconds - np.arange(n_windows) * width)
     return sums[:, 1] / covered
+
+
+def _window_percentiles(
+    result: LoadResult, quantiles: tuple[float, ...], histogram: str = "latency"
+) -> np.ndarray:
+    """Each of `quantiles` (rows) of each window (columns) of the run's latencies."""
+    n_seconds = _seconds(result)
+    width = window_seconds(result)
+    n_windows = math.ceil(n_seconds / width)
+    counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
+    for window in result.windows:
+        slot = min(max(window.second, 0), n_seconds - 1) // width
+        if histogram == "latency":  # from the packed form: nothing unpacked
+            counts[slot] += window.latency_counts()
+        else:
+            counts[slot] += slot_counts(window.service)
+        window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
+    used = counts.sum(axis=0) > 0
+    if not used.any():  # no latency at all (an empty timeline, a summary-only run)
+        return np.full((len(quantiles), n_windows), np.nan)
+    return np.stack([hdr_percentiles(counts[:, used], q, _SLOT_VALUES_MS[used]) for q in quantiles])
+
+
+# --- quiet and disturbed windows ---------------------------------------------------------
+
+DISTURBANCE_EDGES = (1.3, 2.0, 5.0)
+"""A window's disturbance level is how many of these its p99/p50 exceeds, as multiples of
+the typical window's (of both runs): 0 is quiet, 3 held a pause that put some of its
+requests far above the rest. benchmarks/regression_power.py chose them (BENCHMARKS.md)."""
+
+
+def disturbance_levels(baseline: LoadResult, current: LoadResult) -> tuple[np.ndarray, np.ndarray]:
+    """The disturbance level (0 .. len(DISTURBANCE_EDGES)) of each window of each run.
+
+    Why: a second that held a stop-the-world pause has a p99 set by the pause, not by the
+    model; ranking such seconds against quiet ones drowns a real slowdown in pause noise.
+    Compared only with their like, windows show the shift plainly. The level is scale free
+    (p99/p50: a uniformly slower model moves both) and set by one rule from both runs'
+    windows together, so under "no change" it falls on either run alike, and the stratified
+    test stays exact.
+    """
+    spreads = []
+    for run in (baseline, current):
+        p50, p99 = _window_percentiles(run, (50.0, 99.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spreads.append(np.log(p99 / p50))
+    pooled = np.concatenate(spreads)
+    pooled = pooled[np.isfinite(pooled)]
+    if not pooled.size:
+        return np.zeros(spreads[0].size, int), np.zeros(spreads[1].size, int)
+    edges = float(np.median(pooled)) + np.log(DISTURBANCE_EDGES)
+    base, current_levels = (np.digitize(np.nan_to_num(s, nan=0.0), edges) for s in spreads)
+    return base, current_levels
+
+
+def more_disturbed(baseline: np.ndarray, current: np.ndarray, confidence: float) -> bool:
+    """Are the current run's windows significantly more disturbed than the baseline's (the
+    exact rank test on the levels)? Then the disturbances are the change itself (new pauses,
+    a fatter tail), and comparing like with like would hide it."""
+    if baseline.size < 2 or current.size < 2 or current.mean() <= baseline.mean():
+        return False
+    if smallest_p(baseline.size, current.size) >= 1.0 - confidence:
+        return False
+    levels = rank_shift(baseline.astype(float), current.astype(float), confidence)
+    return levels.p_value < 1.0 - confidence
 
 
 def run_value(result: LoadResult, metric: str) -> float:
@@ -229,6 +320,11 @@ class Comparison:
     window_seconds: int
     method: str
     baseline_name: str = ""
+    disturbed: tuple[int, int] = (0, 0)
+    """Windows above the quiet level (baseline, current), when compared within levels."""
+    detectable: float = math.nan
+    """The smallest worsening this comparison would have caught 95 times in 100: a relative
+    change (error rate: a difference in points); inf when the runs could show none."""
 
     @property
     def is_regression(self) -> bool:
@@ -258,6 +354,19 @@ class Comparison:
             return f"{level} CI n/a"
         return f"{level} CI {self.ci_low:+.1%} .. {self.ci_high:+.1%}"
 
+    def format_detectable(self) -> str:
+        """What this comparison could have caught: a pass that means little says so."""
+        power = f"{DETECT_POWER:.0%}"
+        if not math.isfinite(self.detectable):
+            return f"these runs could not detect any change at {power}"
+        if self.metric == "error_rate":
+            amount = f"+{self.detectable * 100:.3g} points"
+        elif self.metric == "throughput":
+            amount = f"-{self.detectable:.1%}"
+        else:
+            amount = f"+{self.detectable:.1%}"
+        return f"this run could detect {amount} or more at {power}"
+
     def format_p(self) -> str:
         return "p<0.0001" if self.p_value < 1e-4 else f"p={self.p_value:.2g}"
 
@@ -269,7 +378,8 @@ class Comparison:
             f"{self.metric} {self.verdict} vs baseline{name}: "
             f"{self.format_value(self.baseline_value)} → {self.format_value(self.current_value)}; "
             f"per-{unit} {self.metric} {self.format_change()} ({self.format_interval()}, "
-            f"{self.format_p()}), tolerance {self.tolerance.text}"
+            f"{self.format_p()}), tolerance {self.tolerance.text}; "
+            f"{self.format_detectable()}"
         )
 
     def evidence(self) -> str:
@@ -284,6 +394,13 @@ class Comparison:
             f"{unit}, current {self.current_requests} requests in {self.current_windows} {unit}"
             f"; Mann-Whitney U ({self.method}) on the per-window {self.metric}, "
             f"Hodges-Lehmann shift"
+            + (
+                f"; windows compared within their disturbance level (a pause or a stall: "
+                f"{self.disturbed[0]} baseline and {self.disturbed[1]} current windows "
+                f"disturbed)"
+                if "strata" in self.method
+                else ""
+            )
         )
 
     @property
@@ -329,6 +446,8 @@ class Comparison:
             "window_seconds": self.window_seconds,
             "method": self.method,
             "baseline_name": self.baseline_name,
+            "detectable": number(self.detectable),
+            "disturbed_windows": list(self.disturbed),
             "text": self.headline(),
         }
 
@@ -366,6 +485,7 @@ def compare_runs(
         baseline_name,
         window_values(baseline, metric),
         window_values(current, metric),
+        disturbance_levels(baseline, current) if metric in LATENCY_QUANTILES else None,
     )
 
 
@@ -378,6 +498,7 @@ def _compare(
     baseline_name: str,
     base_windows: np.ndarray,
     current_windows: np.ndarray,
+    labels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Comparison:
     for side, run in (("baseline", baseline), ("current", current)):
         if not run.windows:
@@ -386,8 +507,8 @@ def _compare(
                 f"Iago run keeps only its summary; a run interrupted in its first second has "
                 f"none)"
             )
-    base_windows = base_windows[np.isfinite(base_windows)]
-    current_windows = current_windows[np.isfinite(current_windows)]
+    base_kept, current_kept = np.isfinite(base_windows), np.isfinite(current_windows)
+    base_windows, current_windows = base_windows[base_kept], current_windows[current_kept]
     if smallest_p(base_windows.size, current_windows.size) >= 1.0 - confidence:
         raise InvalidMeasurement(
             f"cannot compare {metric}: with {base_windows.size} baseline and "
@@ -397,11 +518,18 @@ def _compare(
         )
     relative = _relative(metric)
     estimate: ShiftEstimate
+    strata = _levels_to_compare(labels, base_kept, current_kept, confidence)
     if relative:
         if (base_windows <= 0).any() or (current_windows <= 0).any():
             raise InvalidMeasurement(f"cannot compare {metric}: a window holds no latency")
-        estimate = rank_shift(np.log(base_windows), np.log(current_windows), confidence)
-    else:
+        estimate = rank_shift(
+            np.log(base_windows),
+            np.log(current_windows),
+            confidence,
+            baseline_strata=strata[0] if strata else None,
+            current_strata=strata[1] if strata else None,
+        )
+    else:  # no levels for error rates and throughput (labels is None)
         estimate = rank_shift(base_windows, current_windows, confidence)
     base_value, current_value = run_value(baseline, metric), run_value(current, metric)
     if relative:
@@ -417,6 +545,7 @@ def _compare(
             low = low / reference if reference > 0 else math.nan
             high = high / reference if reference > 0 else math.nan
     verdict = _verdict(metric, limit, estimate.p_value < 1.0 - confidence, change, difference)
+    detectable = _detectable(metric, limit, estimate, confidence, base_value)
     return Comparison(
         metric=metric,
         baseline_value=base_value,
@@ -436,7 +565,68 @@ def _compare(
         window_seconds=window_seconds(current),
         method=estimate.method,
         baseline_name=baseline_name,
+        detectable=detectable,
+        disturbed=((int((strata[0] > 0).sum()), int((strata[1] > 0).sum())) if strata else (0, 0)),
     )
+
+
+def _levels_to_compare(
+    labels: tuple[np.ndarray, np.ndarray] | None,
+    base_kept: np.ndarray,
+    current_kept: np.ndarray,
+    confidence: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The disturbance levels of the compared windows, when comparing like with like can
+    reach the confidence and does not hide a change; None for the plain test."""
+    if labels is None:
+        return None
+    base, current = labels[0][base_kept], labels[1][current_kept]
+    if not (base.any() or current.any()):
+        return None  # all quiet: the plain test is the same test
+    if more_disturbed(base, current, confidence):
+        return None
+    shared = np.intersect1d(base, current)
+    sizes = tuple((int((base == s).sum()), int((current == s).sum())) for s in shared)
+    if not sizes or smallest_strata_p(sizes) >= 1.0 - confidence:
+        return None
+    return base, current
+
+
+DETECT_POWER = 0.95
+"""`detectable` is the smallest change caught this often (the power)."""
+
+
+def _detectable(
+    metric: str, limit: Tolerance, estimate: ShiftEstimate, confidence: float, base_value: float
+) -> float:
+    """The smallest worsening this comparison would call a regression 95 times in 100.
+
+    Normal approximation to the shift estimate: its spread is the interval's half-width over
+    z(confidence); a worsening is called when the estimate clears both the interval's
+    half-width (significance) and the tolerance, which a true change `d` does with 95%
+    probability once d >= max(half-width, tolerance) + z(0.95)·spread. In the metric's
+    relative change (the error rate's points). Infinite when the interval is open: no change
+    could have been shown.
+    """
+    half = (estimate.high - estimate.low) / 2.0
+    if not math.isfinite(half):
+        return math.inf
+    normal = NormalDist()
+    spread = half / normal.inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    relative = _relative(metric)
+    if limit.relative:
+        reference = base_value if metric == "throughput" else math.nan
+        tolerance = math.log1p(limit.amount) if relative else limit.amount * reference
+    elif relative:
+        tolerance = math.log1p(limit.amount / base_value) if base_value > 0 else math.inf
+    else:
+        tolerance = limit.amount
+    needed = max(half, tolerance) + normal.inv_cdf(DETECT_POWER) * spread
+    if relative:
+        return math.expm1(needed)
+    if metric == "throughput":
+        return needed / base_value if base_value > 0 else math.inf
+    return needed
 
 
 def _seconds_needed(confidence: float) -> int:
@@ -485,8 +675,14 @@ class RegressionVerdict:
 
     @property
     def invalid(self) -> bool:
-        """Not judged: the runs could not be compared, or lag could explain the regression."""
+        """Not judged: the runs could not be compared, or lag could explain the regression,
+        or (when a minimum was asked) they could not have shown a change that small."""
         return bool(self.judgement.invalid)
+
+    @property
+    def underpowered(self) -> bool:
+        """Failed because the runs could not detect the minimum change asked for."""
+        return self.judgement.invalid == UNDERPOWERED
 
     def message(self) -> str:
         """The headline and evidence of a comparison, or why there is none."""
@@ -514,9 +710,14 @@ def judge_regression(
     *,
     baseline_name: str = "",
     allow_lag: bool = False,
+    min_detectable: float | str | None = None,
 ) -> RegressionVerdict:
     """The verdict on `metric` of `current` against `baseline`: the one rule shared by
     `assert_no_regression`, ``--load-baseline-compare`` and ``seldon-load compare``.
+
+    With `min_detectable` ("10%"), a comparison that found no regression but could not have
+    detected a change that large (its `detectable` is above it) fails as UNDERPOWERED: a
+    pass that means little is not a pass.
 
     A regression needs a significant change beyond the tolerance. Found while the generator
     fell behind (and the lag was not accepted, by `allow_lag` or the run's `lag_accepted`),
@@ -527,6 +728,7 @@ def judge_regression(
     check_metric(metric)
     limit = parse_tolerance(metric, tolerance)
     confidence = parse_confidence(confidence)
+    required = None if min_detectable is None else parse_min_detectable(min_detectable)
     where = f" '{baseline_name}'" if baseline_name else ""
     try:
         comparison = compare_runs(
@@ -543,6 +745,9 @@ def judge_regression(
         )
         return RegressionVerdict(judgement, None, str(exc))
     lagging = not current.kept_up and not (allow_lag or current.lag_accepted)
+    # `not <=`: an infinite detectable (no change could be shown) is underpowered too
+    if required is not None and not (comparison.is_regression or comparison.detectable <= required):
+        return _underpowered(comparison, required)
     if not (comparison.is_regression and lagging):
         return RegressionVerdict(comparison.judgement(), comparison)
     beyond = _beyond_lag(baseline, current, comparison)
@@ -553,6 +758,28 @@ def judge_regression(
         f"({current.health.describe()}), and what its lag could add explains the change"
     )
     return RegressionVerdict(comparison.judgement(invalid=LAG), comparison, reason)
+
+
+def _underpowered(comparison: Comparison, required: float) -> RegressionVerdict:
+    asked = (
+        f"+{required * 100:g} points" if comparison.metric == "error_rate" else f"{required:.1%}"
+    )
+    reason = (
+        f"not judged: {comparison.format_detectable()}, and {asked} was required: run "
+        f"longer, at a higher rate, or on a quieter machine"
+    )
+    judgement = comparison.judgement()
+    judgement = Judgement(
+        kind=judgement.kind,
+        label=judgement.label,
+        passed=False,
+        measured=judgement.measured,
+        limit=judgement.limit,
+        quantile=judgement.quantile,
+        invalid=UNDERPOWERED,
+        comparison=judgement.comparison,
+    )
+    return RegressionVerdict(judgement, comparison, reason)
 
 
 def _beyond_lag(
@@ -583,6 +810,7 @@ def _beyond_lag(
             comparison.baseline_name,
             window_values(baseline, metric),
             lower,
+            disturbance_levels(baseline, current),
         )
     except InvalidMeasurement:
         return None
@@ -607,6 +835,19 @@ def use_baseline_lookup(lookup: BaselineLookup) -> None:
     """Where `baseline=None` finds a result's baseline run (the plugin installs this for its
     session; the newest one installed answers)."""
     _lookups.append(lookup)
+
+
+_required_detectable: list[float] = []
+
+
+def require_detectable(fraction: float) -> None:
+    """The session's ``--load-baseline-min-detectable``, for assert_no_regression's default."""
+    _required_detectable.append(fraction)
+
+
+def drop_required_detectable(fraction: float) -> None:
+    if fraction in _required_detectable:
+        _required_detectable.remove(fraction)
 
 
 def drop_baseline_lookup(lookup: BaselineLookup) -> None:
@@ -647,6 +888,7 @@ def assert_no_regression(
     confidence: float = 0.99,
     *,
     allow_lag: bool = False,
+    min_detectable: float | str | None = None,
 ) -> Comparison | None:
     """Fail if `metric` got significantly worse than the baseline, by more than `tolerance`.
 
@@ -654,7 +896,9 @@ def assert_no_regression(
     baseline named by ``--load-baseline-compare`` for this test; None is returned (nothing
     compared) when the session compares against no baseline. An improvement is reported in the
     returned Comparison, never failed. The verdict is `judge_regression`'s: a regression lag
-    could explain raises InvalidMeasurement, unless `allow_lag`.
+    could explain raises InvalidMeasurement, unless `allow_lag`. With `min_detectable`
+    ("10%"; by default ``--load-baseline-min-detectable``), a comparison whose runs could not
+    have detected that change raises InvalidMeasurement too.
     """
     __tracebackhide__ = True
     if not isinstance(result, LoadResult):
@@ -664,6 +908,10 @@ def assert_no_regression(
     check_metric(metric)
     parse_tolerance(metric, tolerance)
     parse_confidence(confidence)
+    if min_detectable is None and _required_detectable:
+        min_detectable = _required_detectable[-1]
+    if min_detectable is not None:
+        parse_min_detectable(min_detectable)
     if baseline is None:
         found = _lookups[-1](result) if _lookups else None
         if found is None:
@@ -681,10 +929,15 @@ def assert_no_regression(
         confidence,
         baseline_name=name,
         allow_lag=allow_lag,
+        min_detectable=min_detectable,
     )
     result.judgements.append(verdict.judgement)
     if verdict.comparison is None:
         raise InvalidMeasurement(f"{verdict.reason}\n{describe_run(result)}")
+    if verdict.underpowered:
+        raise InvalidMeasurement(
+            f"cannot vouch for {metric}: {regression_message(result, verdict)}"
+        )
     if verdict.invalid:
         raise InvalidMeasurement(
             f"cannot compare {metric} with the baseline: the load generator fell behind its "

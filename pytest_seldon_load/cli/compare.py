@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from ..durations import format_ms
 from ..regression import (
     METRICS,
+    Comparison,
     RegressionVerdict,
     judge_regression,
     parse_confidence,
+    parse_min_detectable,
     parse_tolerance,
 )
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
@@ -55,6 +57,13 @@ def _criterion(text: str) -> tuple[str, str]:
     return metric.strip(), tolerance.strip()
 
 
+def _min_detectable(text: str) -> float:
+    try:
+        return parse_min_detectable(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _confidence(text: str) -> float:
     try:
         return parse_confidence(float(text))
@@ -91,6 +100,14 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         type=_confidence,
         default=0.99,
         help="confidence level of the test and interval (default: 0.99)",
+    )
+    parser.add_argument(
+        "--min-detectable",
+        type=_min_detectable,
+        default=None,
+        metavar="PCT",
+        help="fail a criterion whose runs could not have detected a worsening of PCT 95 "
+        "times in 100 (as --load-baseline-min-detectable does in pytest)",
     )
     parser.add_argument(
         "--allow-lag",
@@ -134,11 +151,32 @@ def _row(verdict: RegressionVerdict, failing: bool) -> list[str]:
         comparison.format_interval().split(" CI ", 1)[-1],
         comparison.format_p(),
         comparison.tolerance.text if failing else "",
+        _detectable(comparison),
         word,
     ]
 
 
-HEADER = ["metric", "baseline", "current", "change", "interval", "p", "tolerance", "verdict"]
+def _detectable(comparison: Comparison) -> str:
+    """The smallest worsening the runs could show (95 in 100), as the change column."""
+    value = comparison.detectable
+    if not math.isfinite(value):
+        return "none"
+    if comparison.metric == "error_rate":
+        return f"+{value * 100:.3g} points"
+    return f"-{value:.1%}" if comparison.metric == "throughput" else f"+{value:.1%}"
+
+
+HEADER = [
+    "metric",
+    "baseline",
+    "current",
+    "change",
+    "interval",
+    "p",
+    "tolerance",
+    "detectable",
+    "verdict",
+]
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -167,6 +205,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     pairs = _pairs(baseline, current)
     not_judged: list[str] = []
+    underpowered: list[str] = []
     for base_key, current_key in pairs:
         print()
         title = current_key if base_key == current_key else f"{base_key} → {current_key}"
@@ -188,13 +227,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 criteria.get(metric, "10%"),
                 args.confidence,
                 allow_lag=args.allow_lag,
+                min_detectable=args.min_detectable if failing else None,
             )
             if verdict.comparison is None:
-                rows.append([metric, "", "", "", "", "", "", f"not compared: {verdict.reason}"])
+                rows.append([metric, *[""] * 7, f"not compared: {verdict.reason}"])
                 continue
             rows.append(_row(verdict, failing))
             if failing and verdict.is_regression:
                 regressed.append(f"{current_key}: {verdict.comparison.headline()}")
+            elif failing and verdict.underpowered:
+                underpowered.append(f"{current_key}: {metric}: {verdict.reason}")
             elif failing and verdict.invalid:
                 not_judged.append(f"{current_key}: {metric}: {verdict.reason}")
         for line in _table(rows):
@@ -213,10 +255,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"not judged in {len(not_judged)} comparison(s):")
         for line in not_judged:
             print(f"  {hide_keys(line)}")
+    if underpowered:
+        print(f"TOO LITTLE DATA in {len(underpowered)} comparison(s) (--min-detectable):")
+        for line in underpowered:
+            print(f"  {hide_keys(line)}")
     if regressed:
         print(f"REGRESSION in {len(regressed)} comparison(s):")
         for line in regressed:
             print(f"  {hide_keys(line)}")
+        return 1
+    if underpowered:
         return 1
     print(f"no regression ({len(pairs)} runs compared)")
     return 0

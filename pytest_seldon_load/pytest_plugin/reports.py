@@ -39,8 +39,11 @@ from ..regression import (
     PerformanceRegression,
     RegressionVerdict,
     drop_baseline_lookup,
+    drop_required_detectable,
     judge_regression,
+    parse_min_detectable,
     parse_tolerance,
+    require_detectable,
     use_baseline_lookup,
 )
 from ..report.github import append_step_summary, comparisons
@@ -57,6 +60,13 @@ DEFAULT_CRITERIA = (("p99", "10%"),)
 
 class BaselineWarning(pytest.PytestWarning):
     """A comparison with the baseline was skipped or may mislead (other machine, other rate)."""
+
+
+def _min_detectable(text: str) -> float:
+    try:
+        return parse_min_detectable(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _criterion(text: str) -> tuple[str, str]:
@@ -131,6 +141,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     add_option(
         baselines,
+        "--load-baseline-min-detectable",
+        metavar="PCT",
+        type=_min_detectable,
+        help="fail a baseline comparison whose runs could not have detected a worsening of "
+        "PCT (10%% relative; for error_rate, points) 95 times in 100: a pass of a short, "
+        "noisy run then says how little it shows. Default: no minimum",
+    )
+    add_option(
+        baselines,
         "--load-baseline-missing",
         default="warn",
         choices=("warn", "error"),
@@ -195,6 +214,7 @@ class Reporting:
         self.criteria: list[tuple[str, str]] = list(
             config.getoption("load_baseline_fail") or DEFAULT_CRITERIA
         )
+        self.min_detectable: float | None = config.getoption("load_baseline_min_detectable")
         self.json_path: str | None = config.getoption("load_json")
         self.html_path: str | None = config.getoption("load_html")
         self.baseline: Baseline | None = None
@@ -217,6 +237,8 @@ class Reporting:
         if self.compare_name:
             self._load_baseline(self.compare_name)
         use_baseline_lookup(self.lookup)
+        if self.min_detectable is not None:
+            require_detectable(self.min_detectable)
         self.progress: LiveProgress | None = None
         self.progress = terminal_progress(config)
         if self.progress is not None:
@@ -337,12 +359,21 @@ class Reporting:
         for metric, tolerance in self.criteria:
             if metric in done:
                 continue
-            verdict = judge_regression(saved, result, metric, tolerance, baseline_name=name)
+            verdict = judge_regression(
+                saved,
+                result,
+                metric,
+                tolerance,
+                baseline_name=name,
+                min_detectable=self.min_detectable,
+            )
             if verdict.comparison is None:
                 self._warn(f"{key}: not compared with baseline '{name}': {verdict.reason}")
                 continue
             result.judgements.append(verdict.judgement)
-            if verdict.invalid:
+            if verdict.underpowered:
+                regressions.append(verdict)
+            elif verdict.invalid:
                 self._warn(
                     f"{key}: {metric} not judged against baseline '{name}': {verdict.reason}"
                 )
@@ -490,6 +521,8 @@ class Reporting:
 
     def close(self) -> None:
         drop_baseline_lookup(self.lookup)
+        if self.min_detectable is not None:
+            drop_required_detectable(self.min_detectable)
         if self.progress is not None:
             self.progress.close()
             self.progress = None
