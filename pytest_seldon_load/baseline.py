@@ -33,7 +33,7 @@ from typing import Any
 
 from .atomic import atomic_write_json
 from .result import LoadResult
-from .saved_result import SavedResultError, load_json, result_from_saved
+from .saved_result import SavedResultError, checked_result, load_json, result_from_saved
 
 SCHEMA = "pytest-seldon-load/baseline/1"
 DEFAULT_NAME = "default"
@@ -212,6 +212,8 @@ class Baseline:
     _results: dict[str, LoadResult] = field(default_factory=dict, repr=False)
     damaged: dict[str, str] = field(default_factory=dict, repr=False)
     """Runs that cannot be used, by key, with what is wrong (the rest of the file can)."""
+    _parsed: dict[str, LoadResult] = field(default_factory=dict, repr=False)
+    """Runs read when the file was, not yet fully checked (`result` finishes that once)."""
 
     def result(self, key: str) -> LoadResult | None:
         """The saved run for `key` (parsed and checked once), or None when the baseline has
@@ -220,9 +222,13 @@ class Baseline:
             return None
         if key not in self._results and key not in self.damaged:
             entry = self.tests[key]
+            where = f"tests[{key!r}].result"
+            parsed = self._parsed.pop(key, None)
             try:
-                self._results[key] = result_from_saved(
-                    entry.get("result"), f"tests[{key!r}].result"
+                self._results[key] = (
+                    result_from_saved(entry.get("result"), where)
+                    if parsed is None
+                    else checked_result(parsed, where)
                 )
             except SavedResultError as exc:
                 self.damaged[key] = str(exc)
@@ -307,13 +313,20 @@ def read_baseline(path: str | os.PathLike[str], name: str | None = None) -> Base
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise BaselineUnreadable(f"baseline '{label}' is unreadable: {target}: {reason}") from None
+    return parse_baseline_text(text, target, label)
+
+
+def parse_baseline_text(text: str, path: Path, label: str) -> Baseline:
+    """The baseline in a file's text (`path` and `label` name it in messages): what
+    `read_baseline` does once the file is read, kept apart so it can be exercised alone."""
     try:
-        data = load_json(text, str(target))
+        data = load_json(text, str(path))
     except SavedResultError as exc:
         raise BaselineUnreadable(
-            f"baseline '{label}' is unreadable: {exc}; {save_hint} again"
+            f"baseline '{label}' is unreadable: {exc}; "
+            f"save it with --load-baseline-save={label} again"
         ) from None
-    return parse_baseline(data, target, label)
+    return parse_baseline(data, path, label)
 
 
 def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
@@ -352,7 +365,7 @@ def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
             baseline.damaged[key] = f"tests[{key!r}]: expected an object with a 'result' object"
             continue
         try:
-            LoadResult.from_dict(entry["result"])
+            baseline._parsed[key] = LoadResult.from_dict(entry["result"])
         except (ValueError, RecursionError) as exc:
             baseline.damaged[key] = f"tests[{key!r}].result: {exc}"
     return baseline

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from servers import ServerThread, by_path
 
-from pytest_seldon_load import baseline as baseline_module
+from pytest_seldon_load import atomic as atomic_module
 from pytest_seldon_load.baseline import (
     SCHEMA,
     BaselineMissing,
@@ -197,7 +197,7 @@ def test_an_interrupted_save_leaves_the_old_baseline_whole(tmp_path, monkeypatch
         handle.write(json.dumps(document)[:100])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(baseline_module.json, "dump", interrupted_dump)
+    monkeypatch.setattr(atomic_module.json, "dump", interrupted_dump)
     newer, _ = build_baseline("main", [_run_entry("t::b")], machine_info(), {"id": None})
     with pytest.raises(KeyboardInterrupt):
         write_baseline(path, newer)
