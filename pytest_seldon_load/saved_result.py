@@ -30,8 +30,10 @@ def load_json(text: str, source: str) -> Any:
         ) from None
     except RecursionError:
         raise SavedResultError(f"{source}: nested too deeply to be a saved result") from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise SavedResultError(f"{source}: not a saved result ({exc})") from None
+    except ValueError:  # an integer of thousands of digits
+        raise SavedResultError(
+            f"{source}: not a saved result (a number of thousands of digits)"
+        ) from None
 
 
 def result_from_saved(data: Any, where: str) -> LoadResult:

@@ -134,7 +134,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _url(text: str) -> str:
     parts = urlsplit(text)
-    if not parts.scheme or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"must look like http://host[:port][/prefix], got {redact_url(text)!r}")
     return text
 
