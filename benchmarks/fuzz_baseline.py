@@ -217,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as directory:
+    memory = Path("/dev/shm")  # byte-level cases write a file: in memory where there is one
+    with tempfile.TemporaryDirectory(dir=memory if memory.is_dir() else None) as directory:
         ends, errors = fuzz(args.cases, args.seed, Path(directory))
     took = time.perf_counter() - started
     print(
