@@ -29,11 +29,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
-from .result import LoadResult
 from .saved_result import SavedResultError, checked_result, load_json, result_from_saved
+
+if TYPE_CHECKING:
+    from .result import LoadResult
 
 SCHEMA = "pytest-seldon-load/baseline/1"
 DEFAULT_NAME = "default"
@@ -332,6 +334,8 @@ def parse_baseline_text(text: str, path: Path, label: str) -> Baseline:
 def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
     """The baseline in a parsed document. A document that is not one is BaselineUnreadable;
     a damaged run is kept out (`Baseline.damaged`), the others stay usable."""
+
+    from .result import LoadResult  # numpy: loaded when a baseline is read, not at start
 
     def unreadable(problem: str) -> BaselineUnreadable:
         return BaselineUnreadable(

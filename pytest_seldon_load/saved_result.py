@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .result import LoadResult
+if TYPE_CHECKING:
+    from .result import LoadResult
 
 
 class SavedResultError(ValueError):
@@ -44,6 +45,8 @@ def result_from_saved(data: Any, where: str) -> LoadResult:
     named by its place in the timeline), here rather than halfway through a comparison or a
     report.
     """
+    from .result import LoadResult  # numpy: loaded when a result is read, not at start
+
     if not isinstance(data, dict):
         raise SavedResultError(f"{where}: expected an object, got {type(data).__name__}")
     try:

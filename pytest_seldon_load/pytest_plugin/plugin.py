@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, parse_header
 from ..redact import SECRET_HEADERS, redact_url, register_secret
@@ -183,6 +182,8 @@ def pytest_runtest_call(item: pytest.Item):
     budgets = load_marker_kwargs(item).get("budgets")
     if not budgets:
         return outcome
+    from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+
     runner = item.stash.get(RUNNER_KEY, None)
     results = runner.results if runner is not None else []
     if not results:
