@@ -171,7 +171,10 @@ def _check_engine_option(config: pytest.Config) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    load_marker_kwargs(item)
+    try:
+        load_marker_kwargs(item)
+    except pytest.UsageError as exc:  # the test's own mistake: its message, not our code
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
