@@ -351,9 +351,11 @@ def _budget_percentile(name: str) -> float:
         digits = match.group(1) or match.group(2)
         # "p999" is p99.9 and "p9999" p99.99, as in Iago/Ostrich stats; "p99.9" also works.
         if "." not in digits and len(digits) > 2 and digits.startswith("99"):
-            q = float(digits[:2] + "." + digits[2:])
-        else:
+            digits = digits[:2] + "." + digits[2:]
+        try:
             q = float(digits)
+        except ValueError:  # p77.7.7: the key's pattern allows more than one point
+            q = math.nan
         if 0 < q <= 100:
             return q
     raise ValueError(

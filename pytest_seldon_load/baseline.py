@@ -29,11 +29,13 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import atomic_write_json
-from .result import LoadResult
-from .saved_result import SavedResultError, load_json, result_from_saved
+from .saved_result import SavedResultError, checked_result, load_json, result_from_saved
+
+if TYPE_CHECKING:
+    from .result import LoadResult
 
 SCHEMA = "pytest-seldon-load/baseline/1"
 DEFAULT_NAME = "default"
@@ -212,6 +214,8 @@ class Baseline:
     _results: dict[str, LoadResult] = field(default_factory=dict, repr=False)
     damaged: dict[str, str] = field(default_factory=dict, repr=False)
     """Runs that cannot be used, by key, with what is wrong (the rest of the file can)."""
+    _parsed: dict[str, LoadResult] = field(default_factory=dict, repr=False)
+    """Runs read when the file was, not yet fully checked (`result` finishes that once)."""
 
     def result(self, key: str) -> LoadResult | None:
         """The saved run for `key` (parsed and checked once), or None when the baseline has
@@ -220,9 +224,13 @@ class Baseline:
             return None
         if key not in self._results and key not in self.damaged:
             entry = self.tests[key]
+            where = f"tests[{key!r}].result"
+            parsed = self._parsed.pop(key, None)
             try:
-                self._results[key] = result_from_saved(
-                    entry.get("result"), f"tests[{key!r}].result"
+                self._results[key] = (
+                    result_from_saved(entry.get("result"), where)
+                    if parsed is None
+                    else checked_result(parsed, where)
                 )
             except SavedResultError as exc:
                 self.damaged[key] = str(exc)
@@ -307,18 +315,27 @@ def read_baseline(path: str | os.PathLike[str], name: str | None = None) -> Base
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise BaselineUnreadable(f"baseline '{label}' is unreadable: {target}: {reason}") from None
+    return parse_baseline_text(text, target, label)
+
+
+def parse_baseline_text(text: str, path: Path, label: str) -> Baseline:
+    """The baseline in a file's text (`path` and `label` name it in messages): what
+    `read_baseline` does once the file is read, kept apart so it can be exercised alone."""
     try:
-        data = load_json(text, str(target))
+        data = load_json(text, str(path))
     except SavedResultError as exc:
         raise BaselineUnreadable(
-            f"baseline '{label}' is unreadable: {exc}; {save_hint} again"
+            f"baseline '{label}' is unreadable: {exc}; "
+            f"save it with --load-baseline-save={label} again"
         ) from None
-    return parse_baseline(data, target, label)
+    return parse_baseline(data, path, label)
 
 
 def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
     """The baseline in a parsed document. A document that is not one is BaselineUnreadable;
     a damaged run is kept out (`Baseline.damaged`), the others stay usable."""
+
+    from .result import LoadResult  # numpy: loaded when a baseline is read, not at start
 
     def unreadable(problem: str) -> BaselineUnreadable:
         return BaselineUnreadable(
@@ -352,7 +369,7 @@ def parse_baseline(data: Any, path: Path, label: str) -> Baseline:
             baseline.damaged[key] = f"tests[{key!r}]: expected an object with a 'result' object"
             continue
         try:
-            LoadResult.from_dict(entry["result"])
+            baseline._parsed[key] = LoadResult.from_dict(entry["result"])
         except (ValueError, RecursionError) as exc:
             baseline.damaged[key] = f"tests[{key!r}].result: {exc}"
     return baseline

@@ -39,6 +39,8 @@ from .redact import register_secret
 from .replay import ReplayFile
 
 FEATURE_TYPES = ("numeric", "integer", "categorical", "constant", "normal")
+_NORMAL_REACH = 40.0
+"""Standard deviations a normal feature's draws stay within (beyond it: never, in practice)."""
 PREDICTION_PROTOCOLS = protocols.names()
 """Every registered protocol writes predictions."""
 CHUNK_ROWS = 50_000
@@ -303,6 +305,8 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
         low, high = _number(spec, "min", fail), _number(spec, "max", fail)
         if low > high:
             raise fail(f"min ({low}) is greater than max ({high})")
+        if not math.isfinite(high - low):
+            raise fail(f"max - min ({high} - {low}) overflows a float: narrow the range")
         return _Column(name, "float", draw=_uniform(low, high))
     if kind == "integer":
         low, high = _whole(spec, "min", fail), _whole(spec, "max", fail)
@@ -313,6 +317,11 @@ def parse_feature(spec: Any, index: int = 1) -> _Column:
         mean, std = _number(spec, "mean", fail), _number(spec, "std", fail)
         if std < 0:
             raise fail(f"std ({std}) must not be negative")
+        if not math.isfinite(abs(mean) + _NORMAL_REACH * std):
+            raise fail(
+                f"mean ({mean}) and std ({std}) would draw numbers beyond a float's range "
+                f"(mean ± {_NORMAL_REACH:g} std must stay finite)"
+            )
         clip_low: float | None = None
         clip_high: float | None = None
         clip = spec.get("clip")

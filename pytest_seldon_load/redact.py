@@ -62,7 +62,9 @@ _HEADER = re.compile(
     rf"(?i)(?<![A-Za-z0-9-])(?P<key>(?:{_HEADER_NAMES}|[A-Za-z0-9-]*(?:token|secret|api-key)"
     rf")\s*:\s*)(?P<value>(?:bearer|basic|token)\s+\S+|[^\s'\"]+)"
 )
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
+# Found from its "://" (only the scheme's last character is matched): a pattern that reads
+# the whole scheme first takes quadratic time in a long run of letters.
+_USERINFO = re.compile(r"(?P<scheme>[a-z0-9+.-]://)[^/@\s]+@", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _known_secrets: set[str] = set()
 

@@ -61,6 +61,12 @@ NEVER_REPLAYED = frozenset({"x-seldon-route"})
 ``x-seldon-route`` on its answers, and its routes match only requests without it."""
 SHOWN_CHARS = 120
 """How much of a bad line an error shows (after secrets are masked)."""
+MAX_TARGET_CHARS = 65_536
+"""The longest request target (path and query) a line may hold: nginx refuses more than 8 kB
+by default, most servers far less than this."""
+_MASKED_CHARS = SHOWN_CHARS + 2000
+"""How much of a bad line is masked to show its start: a secret that begins in the shown
+part and runs past this would show its first characters (none is that long)."""
 
 
 def redact_line(text: str) -> str:
@@ -79,7 +85,8 @@ class ReplayError(ValueError):
         self.source = source
         self.line_number = line_number
         self.reason = redact_line(reason)
-        self.shown = redact_line(text)[:SHOWN_CHARS] if text else ""
+        # Only the start is shown; masking a 10 MB line whole would take seconds.
+        self.shown = redact_line(text[:_MASKED_CHARS])[:SHOWN_CHARS] if text else ""
         """The start of the line, secrets masked ('' when the line is not shown)."""
         shown = f": {self.shown!r}" if self.shown else ""
         super().__init__(f"{source}:{line_number}: {self.reason}{shown}")
@@ -126,6 +133,12 @@ def _character(c: str) -> str:
 
 
 def _target_problem(target: str, what: str) -> str | None:
+    if len(target) > MAX_TARGET_CHARS:
+        return (
+            f"{what} is {len(target):,} characters long; servers refuse request targets of "
+            f"more than a few kB (HTTP 414), and a replay line's target may hold at most "
+            f"{MAX_TARGET_CHARS:,} (send large inputs in a body)"
+        )
     unsafe = _UNSAFE_IN_TARGET.search(target)
     if unsafe:
         c = unsafe.group()

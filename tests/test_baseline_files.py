@@ -120,5 +120,7 @@ def test_damaged_parts_are_named_with_file_and_field(tmp_path, capsys):
 
 def test_the_baseline_loader_raises_only_its_documented_errors(tmp_path):
     # A bounded run of the fuzzer; benchmarks/fuzz_baseline.py runs 100,000 cases.
-    ends = fuzz_baseline.fuzz(300, seed=1, directory=tmp_path)
-    assert all(ends.values()), ends  # every kind of end was reached
+    ends, errors = fuzz_baseline.fuzz(300, seed=1, directory=tmp_path)
+    reached = ("read", "unreadable", "damaged run named", "run used", "damaged run judged")
+    assert all(ends[end] for end in reached), ends  # every kind of end was reached
+    assert set(errors) == {"BaselineUnreadable", "BaselineUnreadable (one run)"}, errors

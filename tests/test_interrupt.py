@@ -120,6 +120,7 @@ def test_long(seldon_endpoint, replay_file, load_run):
             f"--seldon-url={target_url}",
             "--load-baseline-save=main",
             f"--load-baseline-dir={baselines}",
+            f"--load-json={pytester.path / 'session.json'}",
             str(pytester.path),
         ],
         stdout=subprocess.PIPE,
@@ -139,3 +140,11 @@ def test_long(seldon_endpoint, replay_file, load_run):
     assert row.rstrip().endswith("interrupted")
     assert "baseline 'main' not saved: the session was interrupted" in out
     assert not baselines.exists() or not any(baselines.iterdir())
+    # The partial result is saved too: the JSON report holds both runs, the long one as
+    # interrupted with what it measured until then.
+    saved = json.loads((pytester.path / "session.json").read_text())
+    runs = {run["nodeid"].rsplit("::", 1)[-1]: run for run in saved["runs"]}
+    assert set(runs) == {"test_short", "test_long"}, sorted(runs)
+    assert runs["test_long"]["interrupted"] is True
+    assert runs["test_long"]["verdict"] == "interrupted"
+    assert runs["test_long"]["requests"] > 0 and runs["test_short"]["interrupted"] is False

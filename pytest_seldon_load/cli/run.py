@@ -335,8 +335,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"{plan.processes}"
                 )
     replay = ReplayFile(Path(args.replay))
-    if not replay.path.is_file():
+    if not replay.path.exists():
         raise CommandError(f"--replay: no such file {args.replay}")
+    if not replay.path.is_file():
+        kind = "a directory" if replay.path.is_dir() else "not a regular file"
+        raise CommandError(f"--replay: {args.replay} is {kind}; give a replay file")
     try:
         first = next(iter(replay), None)
     except ReplayError as exc:

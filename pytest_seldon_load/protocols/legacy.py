@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
-
-import numpy as np
 
 from .base import Column, Formatter, PredictionOptions, SeldonProtocol, http_error
 from .templates import template
+
+if TYPE_CHECKING:  # numpy is loaded by the generator that calls these
+    import numpy as np
 
 _JSONP_NAME = re.compile(rb"[A-Za-z0-9_$.]+")
 _HOST = re.compile(r"^[A-Za-z0-9._~\-]+(:[0-9]+)?$|^\[[0-9A-Fa-f:.]+\](:[0-9]+)?$")

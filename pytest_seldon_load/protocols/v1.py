@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..replay import ReplayRequest
 from .base import (
@@ -24,6 +22,9 @@ from .base import (
     http_error,
 )
 from .templates import compact, group, rows
+
+if TYPE_CHECKING:  # numpy is loaded by the generator that calls these
+    import numpy as np
 
 _PATH = "/api/v1.0/predictions"
 

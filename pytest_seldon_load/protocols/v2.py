@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..replay import ReplayRequest
 from .base import (
@@ -26,6 +24,9 @@ from .base import (
     http_error,
 )
 from .templates import compact, group, rows, template
+
+if TYPE_CHECKING:  # numpy is loaded by the generator that calls these
+    import numpy as np
 
 _MODEL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]*$")
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")

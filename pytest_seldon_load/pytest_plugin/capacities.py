@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..capacity import Capacity, find_capacity
 from ..engines import EngineContext
 from ..redact import redact_text
 from .fixtures import engine_registry
 
+if TYPE_CHECKING:  # the search and its numbers load when a test first asks for them
+    from ..capacity import Capacity
+
 REPORT_ATTRIBUTE = "seldon_load_capacities"
-ITEM_KEY = pytest.StashKey[list[Capacity]]()
+ITEM_KEY = pytest.StashKey[list["Capacity"]]()
 SESSION_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
 
@@ -34,6 +36,8 @@ def session_capacities(config: pytest.Config) -> list[dict[str, Any]]:
 @pytest.fixture
 def record_capacity(request: pytest.FixtureRequest) -> Callable[[Capacity], Capacity]:
     """Show a `find_capacity` result in the session's summary and HTML report."""
+
+    from ..capacity import Capacity
 
     def record(capacity: Capacity) -> Capacity:
         if not isinstance(capacity, Capacity):
@@ -53,6 +57,8 @@ def capacity_search(
 ) -> Callable[..., Capacity]:
     """`find_capacity` with the session's engines (``--load-engine`` names and conftest.py
     ones alike), its result recorded for the reports. Same arguments as `find_capacity`."""
+    from ..capacity import find_capacity
+
     context = EngineContext(caller="a capacity search", resources=request.getfixturevalue)
 
     def search(endpoint: Any, replay: Any, budgets: Any = None, **options: Any) -> Capacity:
@@ -91,6 +97,8 @@ class CapacityCollector:
         found = session_capacities(self.config)
         if not found:
             return
+        from ..capacity import Capacity
+
         terminalreporter.write_sep("=", "seldon-load capacity")
         for data in found:
             capacity = Capacity.from_dict(data)

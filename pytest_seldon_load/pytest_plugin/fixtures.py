@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..assertions import budget_checks
 from ..endpoint import SeldonEndpoint
 from ..engines import ENGINES, EngineContext, EngineError, EngineRegistry
 from ..interrupts import RunInterrupted
-from ..plan import RUN_OPTIONS, PlanError, RunPlan
 from ..replay import ReplayFile, ReplayRequest, parse_line, write_replay
-from ..result import LoadResult
 from .run_registry import register_result
 from .secured import secured_ingress
 from .waiting import run_turn
+
+if TYPE_CHECKING:
+    from ..result import LoadResult
 
 COMPANION_KEY: pytest.StashKey[Callable[[pytest.FixtureRequest], Any]] = pytest.StashKey()
 """Where a plugin stashes a factory of engine companions (the live progress line, say): called
@@ -44,8 +45,18 @@ def engine_registry(config: pytest.Config) -> EngineRegistry:
 IRIS_FEATURES = tuple({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5))
 """The iris example of Seldon's original replay script: four features, each uniform in 0..5."""
 
-LOAD_RUN_KEYS = (RUN_OPTIONS - {"label"}) | {"engine", "allow_lag"}
-MARKER_KEYS = LOAD_RUN_KEYS | {"budgets"}
+
+@functools.cache
+def load_run_keys() -> frozenset[str]:
+    """What load_run takes besides `label`: the plan's options (read when first needed: the
+    plan's modules load numpy, which a session without load tests never needs)."""
+    from ..plan import RUN_OPTIONS
+
+    return (RUN_OPTIONS - {"label"}) | {"engine", "allow_lag"}
+
+
+def marker_keys() -> frozenset[str]:
+    return load_run_keys() | {"budgets"}
 
 
 def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
@@ -58,11 +69,16 @@ def load_marker_kwargs(item: pytest.Item) -> dict[str, Any]:
                 f"(rate=..., duration=..., warmup=..., budgets={{...}}), got {marker.args!r}"
             )
         merged.update(marker.kwargs)
-    unknown = sorted(set(merged) - MARKER_KEYS)
+    if not merged:  # no load marker (or an empty one): nothing to check
+        return merged
+    from ..assertions import budget_checks
+    from ..plan import RUN_OPTIONS, PlanError, RunPlan
+
+    unknown = sorted(set(merged) - marker_keys())
     if unknown:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.load got unknown argument(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(MARKER_KEYS))}"
+            f"known: {', '.join(sorted(marker_keys()))}"
         )
     if "budgets" in merged:
         try:
@@ -253,11 +269,13 @@ class LoadRunner:
         replay: ReplayFile | str | os.PathLike[str],
         **options: Any,
     ) -> LoadResult:
-        unknown = sorted(set(options) - LOAD_RUN_KEYS - {"label"})
+        from ..plan import PlanError, RunPlan
+
+        unknown = sorted(set(options) - load_run_keys() - {"label"})
         if unknown:
             raise TypeError(
                 f"load_run got unknown argument(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(LOAD_RUN_KEYS | {'label'}))}"
+                f"known: {', '.join(sorted(load_run_keys() | {'label'}))}"
             )
         values = {k: v for k, v in self.defaults.items() if k != "budgets"}
         values.update({k: v for k, v in options.items() if v is not None})

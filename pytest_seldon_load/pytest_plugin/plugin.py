@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks, describe_run
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, parse_header
 from ..redact import SECRET_HEADERS, redact_url, register_secret
@@ -169,9 +168,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _url(text: str) -> str:
+    from .. import protocols
+
+    schemes = sorted({s for name in protocols.names() for s in protocols.get(name).schemes})
     parts = urlsplit(text)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"must look like http://host[:port][/prefix], got {redact_url(text)!r}")
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValueError(
+            f"must look like http://host[:port][/prefix] (schemes: {', '.join(schemes)}), "
+            f"got {redact_url(text)!r}"
+        )
     return text
 
 
@@ -215,7 +220,10 @@ def _check_engine_option(config: pytest.Config) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    load_marker_kwargs(item)
+    try:
+        load_marker_kwargs(item)
+    except pytest.UsageError as exc:  # the test's own mistake: its message, not our code
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -226,6 +234,8 @@ def pytest_runtest_call(item: pytest.Item):
     budgets = load_marker_kwargs(item).get("budgets")
     if not budgets:
         return outcome
+    from ..assertions import BudgetExceeded, InvalidMeasurement, budget_checks
+
     runner = item.stash.get(RUNNER_KEY, None)
     results = runner.results if runner is not None else []
     if not results:
@@ -256,6 +266,8 @@ def pytest_runtest_call(item: pytest.Item):
 def _one_description(result, failures: list[AssertionError]) -> str:
     """Each missed budget's headline, then the run described once (every assertion's
     message ends with the same description of the run)."""
+    from ..assertions import describe_run
+
     described = describe_run(result)
     headlines = [str(f).removesuffix(described).rstrip("\n") for f in failures]
     return "\n".join(headlines) + "\n" + described

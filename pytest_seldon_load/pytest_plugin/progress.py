@@ -23,15 +23,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .. import hdr
 from ..durations import format_ms
-from ..engine import ActiveRun, Companion
 
 if TYPE_CHECKING:  # the command line shows progress too, without importing pytest
     import pytest
     from hdrh.histogram import HdrHistogram
+
+    from ..engine import ActiveRun, Companion
 
 REFRESH_S = 0.5
 CLEAR_TO_END = "\x1b[K"
@@ -84,12 +82,16 @@ class RecentLatency:
     """The p99 of the answers recorded since the previous look (not since the start)."""
 
     def __init__(self, histogram: HdrHistogram) -> None:
+        from .. import hdr  # numpy: loaded with the first run, not when a session starts
+
         self._counts = hdr.counts_view(histogram)
         self._previous = self._counts.copy()
 
     def p99(self) -> float:
+        from .. import hdr
+
         now = self._counts.copy()
-        recent = now.astype(np.float64) - self._previous
+        recent = now.astype("float64") - self._previous
         self._previous = now
         return float(hdr.percentiles(recent, 99.0))
 

@@ -11,10 +11,10 @@ import argparse
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..assertions import describe_run
 from ..atomic import check_output_path
 from ..baseline import (
     DEFAULT_DIRECTORY,
@@ -34,26 +34,18 @@ from ..baseline import (
 )
 from ..judgement import Judgement
 from ..redact import redact_text
-from ..regression import (
-    METRICS,
-    PerformanceRegression,
-    RegressionVerdict,
-    drop_baseline_lookup,
-    drop_required_detectable,
-    judge_regression,
-    parse_min_detectable,
-    parse_tolerance,
-    require_detectable,
-    use_baseline_lookup,
-)
 from ..report.github import append_step_summary, comparisons
-from ..report.html import render_report, write_report
-from ..report.json_report import session_document, write_session_json
-from ..result import LoadResult
 from . import fixtures
 from .capacities import session_capacities
 from .progress import LiveProgress, terminal_progress
 from .run_registry import item_results, key_of, run_keys, session_runs
+
+if TYPE_CHECKING:
+    from ..regression import RegressionVerdict
+    from ..result import LoadResult
+
+# The statistics, the HTML and JSON writers and the results load numpy: they are imported
+# where first used, so a session without load tests starts without them.
 
 DEFAULT_CRITERIA = (("p99", "10%"),)
 
@@ -63,6 +55,8 @@ class BaselineWarning(pytest.PytestWarning):
 
 
 def _min_detectable(text: str) -> float:
+    from ..regression import parse_min_detectable
+
     try:
         return parse_min_detectable(text)
     except ValueError as exc:
@@ -70,6 +64,8 @@ def _min_detectable(text: str) -> float:
 
 
 def _criterion(text: str) -> tuple[str, str]:
+    from ..regression import METRICS, parse_tolerance
+
     metric, separator, tolerance = text.partition(":")
     metric = metric.strip()
     if not separator or metric not in METRICS:
@@ -236,8 +232,14 @@ class Reporting:
         )
         if self.compare_name:
             self._load_baseline(self.compare_name)
-        use_baseline_lookup(self.lookup)
+        self.lookup_registered = bool(self.compare_name)
+        if self.lookup_registered:  # for assert_no_regression(result) without a baseline
+            from ..regression import use_baseline_lookup
+
+            use_baseline_lookup(self.lookup)
         if self.min_detectable is not None:
+            from ..regression import require_detectable
+
             require_detectable(self.min_detectable)
         self.progress: LiveProgress | None = None
         self.progress = terminal_progress(config)
@@ -324,6 +326,8 @@ class Reporting:
             raise
         failures = self._compare(item)
         if failures:
+            from ..regression import PerformanceRegression
+
             raise PerformanceRegression("\n\n".join(failures))
         return outcome
 
@@ -348,6 +352,9 @@ class Reporting:
     def _judge(self, result: LoadResult, saved: LoadResult, key: str) -> list[str]:
         """Judge each criterion with `judge_regression`, the rule assert_no_regression and
         ``seldon-load compare`` apply too; what a test body already compared is not redone."""
+        from ..assertions import describe_run
+        from ..regression import judge_regression
+
         assert self.baseline is not None
         name = self.baseline.name
         done = {
@@ -408,6 +415,8 @@ class Reporting:
         if self.save_name:
             self._save(runs, machine, commit, exitstatus)
         if self.json_path:
+            from ..report.json_report import session_document, write_session_json
+
             self._write(
                 "JSON report",
                 lambda: write_session_json(
@@ -488,6 +497,8 @@ class Reporting:
                         continue
                     if saved is not None:
                         overlays[key] = saved
+        from ..report.html import render_report, write_report
+
         page = render_report(
             runs,
             overlays,
@@ -520,8 +531,13 @@ class Reporting:
             terminalreporter.write_line(text, red=bad)
 
     def close(self) -> None:
-        drop_baseline_lookup(self.lookup)
+        if self.lookup_registered:
+            from ..regression import drop_baseline_lookup
+
+            drop_baseline_lookup(self.lookup)
         if self.min_detectable is not None:
+            from ..regression import drop_required_detectable
+
             drop_required_detectable(self.min_detectable)
         if self.progress is not None:
             self.progress.close()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..judgement import Judgement
 from ..redact import redact_text
 from ..report.junit import junit_properties
-from ..result import LoadResult
+
+if TYPE_CHECKING:  # results come from load runs: nothing here needs numpy at start
+    from ..result import LoadResult
 
 REPORT_ATTRIBUTE = "seldon_load_runs"
 HISTOGRAM_FIELDS = ("latency_hdr", "service_hdr")
@@ -38,7 +40,7 @@ class SessionRuns:
 
 
 SESSION_KEY = pytest.StashKey[SessionRuns]()
-ITEM_KEY = pytest.StashKey[list[LoadResult]]()
+ITEM_KEY = pytest.StashKey["list[LoadResult]"]()
 
 
 def session_runs(config: pytest.Config) -> SessionRuns:
