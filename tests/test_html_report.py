@@ -334,3 +334,22 @@ def test_the_baseline_overlay_ends_on_its_own_last_whole_second():
     chart = throughput_chart(run, baseline)
     assert _series(chart, "baseline ok") == [90.0, 90.0]
     assert _series(chart, "ok") == [100.0, 100.0, 100.0]
+
+
+def test_grpc_status_codes_read_by_name_and_a_clean_grpc_run_shows_no_error_table():
+    from pytest_seldon_load.report.run_details import errors_html
+
+    clean = {"protocol": "grpc", "status_codes": {"0": 40}, "error_kinds": {}, "requests": 40}
+    assert errors_html(clean) == ""
+    failing = {
+        "protocol": "grpc",
+        "status_codes": {"0": 30, "5": 10},
+        "error_kinds": {"grpc_NOT_FOUND": 10},
+        "requests": 40,
+    }
+    page = errors_html(failing)
+    assert '<tr class="ok"><td>0 OK</td><td>30</td>' in page
+    assert '<tr class="bad"><td>5 NOT_FOUND</td><td>10</td>' in page
+    http = {"protocol": "v2", "status_codes": {"200": 30, "503": 10}, "requests": 40}
+    assert '<tr class="bad"><td>503</td>' in errors_html(http)
+    assert errors_html({"status_codes": {"200": 5}, "requests": 5}) == ""  # older files: HTTP

@@ -107,6 +107,14 @@ class SeldonProtocol(ABC):
     def ready_path(self, model: str) -> str:
         """A path that answers 2xx once the model can serve."""
 
+    def status_ok(self, status: int) -> bool:
+        """Whether a status code means the call was answered (HTTP: 2xx and 3xx)."""
+        return 200 <= status < 400
+
+    def status_text(self, status: int) -> str:
+        """How a status code reads in a report (HTTP: the number itself)."""
+        return str(status)
+
     @abstractmethod
     def judge(self, status: int, body: bytes) -> str | None:
         """None for a success, else the kind of error. Called for every answer: keep the

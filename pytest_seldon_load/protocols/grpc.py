@@ -6,7 +6,8 @@ the same inference document a ``v2`` line posts, with ``model_name`` inside it. 
 ``grpc://HOST:PORT`` (``grpcs://`` for TLS); its headers travel as metadata.
 
 A call that ends with a status other than OK is an error, counted by its code number in
-``status_codes`` and by name in ``error_kinds`` (``grpc_NOT_FOUND``); the engine's timeout is
+``status_codes`` (reports show it with its name, ``5 NOT_FOUND``) and by name in
+``error_kinds`` (``grpc_NOT_FOUND``); the engine's timeout is
 each call's deadline (``timeout`` when it passes, as over HTTP). grpcio is imported only when
 a run starts, so writing and checking gRPC replays needs only protobuf.
 """
@@ -72,6 +73,13 @@ class Grpc(SeldonProtocol):
 
     def ready_path(self, model: str) -> str:
         return "/inference.GRPCInferenceService/ModelReady"
+
+    def status_ok(self, status: int) -> bool:
+        return status == 0
+
+    def status_text(self, status: int) -> str:
+        known = 0 <= status < len(STATUS_NAMES)
+        return f"{status} {STATUS_NAMES[status]}" if known else str(status)
 
     def judge(self, status: int, body: bytes) -> str | None:
         # The transport names every failed call itself; a status reaches here only as OK.

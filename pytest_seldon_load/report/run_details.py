@@ -12,10 +12,13 @@ import html
 import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..durations import format_ms
 from ..redact import redact_text
+
+if TYPE_CHECKING:
+    from ..protocols.base import SeldonProtocol
 
 
 def esc(value: object) -> str:
@@ -74,8 +77,14 @@ def _share(count: int, total: int) -> str:
     return f"{count / total:.2%}" if total else "-"
 
 
-def _status_class(code: int) -> str:
-    return "ok" if 200 <= code < 400 else "bad"
+def _protocol_of(run: Mapping[str, Any]) -> SeldonProtocol:
+    """The run's protocol, for reading its status codes (older files name none: HTTP)."""
+    from .. import protocols
+
+    try:
+        return protocols.get(str(run.get("protocol") or "v2"))
+    except ValueError:
+        return protocols.get("v2")
 
 
 def errors_html(run: Mapping[str, Any]) -> str:
@@ -83,13 +92,15 @@ def errors_html(run: Mapping[str, Any]) -> str:
     answers were all successes."""
     codes = {int(k): int(v) for k, v in (run.get("status_codes") or {}).items()}
     kinds = {str(k): int(v) for k, v in (run.get("error_kinds") or {}).items()}
-    if not kinds and all(200 <= code < 400 for code in codes):
+    protocol = _protocol_of(run)
+    if not kinds and all(protocol.status_ok(code) for code in codes):
         return ""
     samples: Mapping[str, Any] = run.get("error_samples") or {}
     answered = sum(codes.values())
     total = max(int(run.get("scheduled", 0) or 0), int(run.get("requests", 0) or 0))
     code_rows = "".join(
-        f'<tr class="{_status_class(code)}"><td>{code}</td><td>{count}</td>'
+        f'<tr class="{"ok" if protocol.status_ok(code) else "bad"}">'
+        f"<td>{esc(protocol.status_text(code))}</td><td>{count}</td>"
         f"<td>{_share(count, answered)}</td></tr>"
         for code, count in sorted(codes.items())
     )
