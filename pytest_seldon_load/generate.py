@@ -30,6 +30,11 @@ from urllib.parse import quote, quote_plus
 
 import numpy as np
 
+# numpy loads `numpy.random` on first use; it is loaded here instead, before any replay file
+# is opened, because a Ctrl-C that lands while an extension module initialises is lost, and
+# the generation it should have stopped would run to the end.
+import numpy.random
+
 from . import protocols
 from .atomic import atomic_writer
 from .consumer_keys import key_from_file
