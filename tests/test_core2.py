@@ -17,7 +17,6 @@ import yaml
 from emulated_cluster.api import EmulatedKubernetes
 
 from pytest_seldon_load.cluster.kube import ClusterError, KubeSettings, connect
-from pytest_seldon_load.cluster.local import LocalSeldonServer, mlserver_available
 from pytest_seldon_load.cluster.loopback import LoopbackTransport
 from pytest_seldon_load.cluster.manifest import ManifestError
 from pytest_seldon_load.cluster.resources import UnknownKind, get, parse_target
@@ -40,11 +39,9 @@ def emulator():
 
 
 @pytest.fixture(scope="module")
-def mlserver(tmp_path_factory):
-    if not mlserver_available():
-        pytest.skip("MLServer is not installed")
-    with LocalSeldonServer(tmp_path_factory.mktemp("core2-mlserver")) as server:
-        yield server
+def mlserver(seldon_local_server):
+    """The session's local MLServer (the plugin's fixture): one start serves every module."""
+    return seldon_local_server
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -305,18 +305,16 @@ def _payload(model: str = "iris", method: str = MODEL_INFER) -> GrpcPayload:
 
 
 @pytest.fixture(scope="module")
-def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSeldonServer]:
-    if not mlserver_available():
-        pytest.skip(f"MLServer is not installed ({INSTALL_HINT})")
-    with LocalSeldonServer(tmp_path_factory.mktemp("mlserver-grpc")) as running:
+def mlserver(seldon_local_server: LocalSeldonServer) -> LocalSeldonServer:
+    """The session's local MLServer (the plugin's fixture), its gRPC port ready."""
 
-        async def grpc_ready() -> None:
-            target, _ = parse_target(running.grpc_url)
-            async with grpc.aio.insecure_channel(target) as channel:
-                await asyncio.wait_for(channel.channel_ready(), 30)
+    async def grpc_ready() -> None:
+        target, _ = parse_target(seldon_local_server.grpc_url)
+        async with grpc.aio.insecure_channel(target) as channel:
+            await asyncio.wait_for(channel.channel_ready(), 30)
 
-        asyncio.run(grpc_ready())
-        yield running
+    asyncio.run(grpc_ready())
+    return seldon_local_server
 
 
 @needs_mlserver

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,9 +47,9 @@ def _port_refuses(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSeldonServer]:
-    with LocalSeldonServer(tmp_path_factory.mktemp("mlserver")) as running:
-        yield running
+def server(seldon_local_server: LocalSeldonServer) -> LocalSeldonServer:
+    """The session's local MLServer, as the plugin's `seldon_local_server` fixture starts it."""
+    return seldon_local_server
 
 
 def test_model_is_ready(server: LocalSeldonServer) -> None:
