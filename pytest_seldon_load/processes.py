@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 START_TIMEOUT_S = 60.0
 """How long the processes may take to start and load before the run is given up."""
+ALREADY_STOPPING_S = 1.0
+"""How long stopping processes get to report before they are asked to stop."""
 STOP_GRACE_S = 10.0
 """After a stop, how long a process may take to hand in its partial result."""
 
@@ -102,6 +104,10 @@ def _process_main(
             result = run_load(endpoint, replay, plan)
         except RunInterrupted as interrupted:
             result = interrupted.result
+        # The run is over: a second Ctrl-C (the parent's, after the terminal's) must not
+        # lose what it measured on the way to the parent.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
         messages.put(("result", index, result.to_dict()))
     except KeyboardInterrupt:
         messages.put(("stopped", index, None))
@@ -181,6 +187,11 @@ class _Workers:
 
     def stop(self) -> None:
         """Ask every running process to stop (as Ctrl-C would) and keep its partial result."""
+        # A Ctrl-C at the terminal reaches the whole process group: processes that got it are
+        # already stopping, and a second signal could cut their report short. Ask only those
+        # still silent after a moment.
+        with contextlib.suppress(ProcessFailed):
+            self.wait_results(time.monotonic() + ALREADY_STOPPING_S)
         for index, process in enumerate(self.processes):
             if index not in self.done and process.pid is not None and process.is_alive():
                 with contextlib.suppress(OSError):

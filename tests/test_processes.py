@@ -175,7 +175,9 @@ def _interrupt_a_split_run(server, replay, tmp_path, answered: list[int]) -> Non
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert code == 130, process.stderr.read() if process.stderr else ""
+    stderr = process.stderr.read() if process.stderr else ""
+    assert code == 130, stderr
+    assert out.exists(), stderr
     result = json.loads(out.read_text())
     assert result["processes"] == 2
     assert result["interrupted"] is True

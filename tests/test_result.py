@@ -85,6 +85,17 @@ def test_corrected_latency_includes_the_wait_before_sending():
     assert hdr_close(result.service_percentile(50), 10.0)
 
 
+def test_a_send_that_leaves_early_counts_in_the_second_it_was_scheduled_for():
+    recorder = Recorder(warmup=0.0)
+    recorder.sent(0.0, -0.0004, 0.0)  # the first send of the run, timers rounding down
+    recorder.sent(1.0, 0.9996, 0.0)
+    recorder.completed(0.0, -0.0004, 0.002, 200, None)
+    recorder.completed(1.0, 0.9996, 1.002, 200, None)
+    result = recorder.result(target_rate=1.0, duration=2.0, scheduled=2)
+    assert [(w.second, w.sent) for w in result.windows] == [(0, 1), (1, 1)]
+    assert sum(w.sent for w in result.windows) == result.requests == 2
+
+
 def test_sub_microsecond_latency_is_recorded_as_one_microsecond():
     recorder = Recorder(warmup=0.0)
     recorder.completed(1.0, 1.0, 1.0, 200, None)
