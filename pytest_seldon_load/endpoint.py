@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,3 +150,15 @@ def parse_header(text: str) -> tuple[str, str]:
             f"expected NAME:VALUE such as Seldon-Model:iris, got {redact_text(text)!r}"
         )
     return name, value.strip()
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine (``localhost`` or a loopback address): such a target
+    is reachable from a pod only when the pod runs here too."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -11,7 +11,7 @@ from aiohttp import web
 from servers import Recording, ServerThread
 
 from pytest_seldon_load import protocols
-from pytest_seldon_load.endpoint import PROTOCOLS, SeldonEndpoint
+from pytest_seldon_load.endpoint import PROTOCOLS, SeldonEndpoint, is_loopback_url
 from pytest_seldon_load.engine import EngineSettings, run_load
 from pytest_seldon_load.generate import PREDICTION_PROTOCOLS, write_prediction_replay
 from pytest_seldon_load.protocols import (
@@ -187,3 +187,19 @@ def test_a_new_protocols_judge_decides_what_failed(plain, tmp_path):
         )
     assert result.errors == result.requests == 10
     assert result.error_kinds == {"plain_failure": 10}
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://127.0.0.1:8000", True),
+        ("http://127.8.9.10/x", True),
+        ("http://[::1]:9000", True),
+        ("grpc://localhost:9000", True),
+        ("http://10.0.0.7:8000", False),
+        ("http://seldon-mesh.seldon:80", False),
+        ("http://example.test", False),
+    ],
+)
+def test_a_loopback_target_is_told_from_one_a_pod_can_reach(url: str, loopback: bool) -> None:
+    assert is_loopback_url(url) is loopback

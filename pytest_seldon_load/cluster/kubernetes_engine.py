@@ -10,11 +10,9 @@ cluster whose "pods" are local processes).
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..endpoint import SeldonEndpoint
+from ..endpoint import SeldonEndpoint, is_loopback_url
 from ..engines import EngineContext, EngineUnavailable
 from ..plan import RunPlan
 from ..redact import redact_url
@@ -28,16 +26,6 @@ NEEDS_A_SESSION = (
     "--seldon-kubeconfig ...); {caller} has no cluster: use the embedded engine, with "
     "--part/--parts in a Job of your own"
 )
-
-
-def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class KubernetesEngine:
@@ -83,7 +71,7 @@ class KubernetesEngine:
         in_cluster = self.cluster.in_cluster_url(endpoint) if self.cluster is not None else None
         if in_cluster:
             return str(in_cluster)
-        if is_loopback(endpoint.base_url) and not self.pods_on_this_host:
+        if is_loopback_url(endpoint.base_url) and not self.pods_on_this_host:
             raise ClusterError(
                 f"the kubernetes engine sends from pods, and {redact_url(endpoint.base_url)} is "
                 f"this machine's loopback: take the endpoint from seldon_cluster.deployment(...) "

@@ -10,19 +10,18 @@ session. `IagoEngine` puts the session's runner behind the `engines.Engine` inte
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import math
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from ..cluster.kube import ClusterError, KubeConnection
 from ..cluster.portforward import PortForwarder
 from ..cluster.transport import PodTransport
-from ..endpoint import SeldonEndpoint
+from ..endpoint import SeldonEndpoint, is_loopback_url
 from ..engines import EngineContext, EngineUnavailable
 from ..interrupts import RunInterrupted, terminate_as_interrupt
 from ..plan import RunPlan
@@ -87,16 +86,6 @@ class IagoSettings:
             )
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class IagoRunner:
     """The session's Iago pod and the runs made with it (the ``iago`` fixture)."""
 
@@ -145,7 +134,7 @@ class IagoRunner:
         in_cluster = self.cluster.in_cluster_url(endpoint)
         if in_cluster:
             return in_cluster
-        if _is_loopback(endpoint.base_url) and not self.transport.runs_on_this_host:
+        if is_loopback_url(endpoint.base_url) and not self.transport.runs_on_this_host:
             raise ClusterError(
                 f"the iago engine sends from a pod, and {redact_url(endpoint.base_url)} is this "
                 f"machine's loopback: give --iago-target URL (the target as the pod sees it), or "
@@ -349,6 +338,12 @@ class _Measurement:
                 raise self._lost("did not answer the final stats poll")
             final_at = time.monotonic()
         except KeyboardInterrupt:
+            # The load still runs until the caller stops it: one more poll keeps what it
+            # measured since the last one (a second interrupt gives that up).
+            with contextlib.suppress(KeyboardInterrupt):
+                stats = self._poll()
+                if stats is not None:
+                    last, last_at = stats, time.monotonic()
             result = self._result(
                 last, baseline, baseline_at, last_at, rate, polls, warmup, info, interrupted=True
             )

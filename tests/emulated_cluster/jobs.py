@@ -99,10 +99,12 @@ class EmulatedJobController:
                         self._start_job(job)
             for pod in self._pods:
                 listed = (pod.namespace, pod.name) in present_pods
-                if not pod.listed:
+                job_gone = (pod.namespace, pod.job) not in present_jobs
+                if not pod.listed and not job_gone:
+                    # Created after this tick's listing: absent from it says nothing yet.
                     pod.listed = listed
                     continue
-                gone = (pod.namespace, pod.job) not in present_jobs or not listed
+                gone = job_gone or not listed
                 if gone and pod.process.poll() is None:
                     pod.process.kill()
                 if not gone and not pod.reported and pod.process.poll() is not None:
