@@ -14,14 +14,13 @@ a run starts, so writing and checking gRPC replays needs only protobuf.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..oip_grpc import GRPC_METHOD, MODEL_INFER, metadata_problem
-from .base import Column, Formatter, PredictionOptions, SeldonProtocol
+from .base import PredictionOptions
 from .templates import compact
-from .v2 import check_oip_options, oip_formatter, v2_layout
+from .v2 import OpenInference
 
 if TYPE_CHECKING:
     from ..endpoint import SeldonEndpoint
@@ -59,13 +58,12 @@ def status_error(status: int) -> str | None:
     return f"grpc_status_{status}"
 
 
-class Grpc(SeldonProtocol):
+class Grpc(OpenInference):
     name = "grpc"
     summary = (
         "Open Inference Protocol over gRPC, inference.GRPCInferenceService/ModelInfer "
         "(MLServer, Seldon Core v2), --seldon-url grpc://HOST:PORT"
     )
-    accepts = frozenset({"batch", "model", "outputs", "seldon_model_header", "input_name"})
     schemes = ("grpc", "grpcs")
 
     def infer_path(self, model: str) -> str:
@@ -94,18 +92,14 @@ class Grpc(SeldonProtocol):
     def header_problem(self, name: str, value: str) -> str | None:
         return metadata_problem(name, value, in_line=False)
 
-    def layout_note(self, columns: Sequence[Column]) -> str:
-        return "" if v2_layout(columns) == "single" else "one input per feature"
-
-    def prediction_formatter(
-        self, columns: Sequence[Column], options: PredictionOptions
-    ) -> Formatter:
-        check_oip_options(options)
+    def line_prefix(self, options: PredictionOptions) -> str:
         prefix = f"{GRPC_METHOD} {MODEL_INFER} "
         if options.seldon_model_header:
             prefix += f"seldon-model:{options.seldon_model_header} "
-        lead = f'"model_name":{compact(options.model)},'
-        return oip_formatter(columns, options, prefix, lead)
+        return prefix
+
+    def document_lead(self, options: PredictionOptions) -> str:
+        return f'"model_name":{compact(options.model)},'
 
     def transport(self, endpoint: SeldonEndpoint, settings: EngineSettings) -> Transport:
         from ..grpc_transport import endpoint_transport

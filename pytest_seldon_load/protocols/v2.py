@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -139,10 +140,35 @@ def v2_layout(columns_or_kinds: Sequence[Any]) -> str:
     return "single" if all(k in _NUMERIC_KINDS for k in kinds) else "per-feature"
 
 
-class V2(SeldonProtocol):
+class OpenInference(SeldonProtocol):
+    """What REST and gRPC flavours of the Open Inference Protocol share: the options a
+    prediction replay takes, the request layout, and the document each line carries."""
+
+    accepts = frozenset({"batch", "model", "outputs", "seldon_model_header", "input_name"})
+
+    def layout_note(self, columns: Sequence[Column]) -> str:
+        return "" if v2_layout(columns) == "single" else "one input per feature"
+
+    def prediction_formatter(
+        self, columns: Sequence[Column], options: PredictionOptions
+    ) -> Formatter:
+        check_oip_options(options)
+        return oip_formatter(
+            columns, options, self.line_prefix(options), self.document_lead(options)
+        )
+
+    @abstractmethod
+    def line_prefix(self, options: PredictionOptions) -> str:
+        """A replay line up to its document: method, target and headers."""
+
+    def document_lead(self, options: PredictionOptions) -> str:
+        """What the document holds before its inputs (nothing, over REST)."""
+        return ""
+
+
+class V2(OpenInference):
     name = "v2"
     summary = "Open Inference Protocol, POST /v2/models/MODEL/infer (MLServer, Seldon Core v2)"
-    accepts = frozenset({"batch", "model", "outputs", "seldon_model_header", "input_name"})
 
     def infer_path(self, model: str) -> str:
         return f"/v2/models/{model}/infer"
@@ -162,18 +188,11 @@ class V2(SeldonProtocol):
                 return "model_error"
         return None
 
-    def layout_note(self, columns: Sequence[Column]) -> str:
-        return "" if v2_layout(columns) == "single" else "one input per feature"
-
-    def prediction_formatter(
-        self, columns: Sequence[Column], options: PredictionOptions
-    ) -> Formatter:
-        check_oip_options(options)
+    def line_prefix(self, options: PredictionOptions) -> str:
         prefix = f"POST {options.infer_path or self.infer_path(options.model)} "
         if options.seldon_model_header:
             prefix += f"Seldon-Model:{options.seldon_model_header} "
-        prefix += "Content-Type:application/json "
-        return oip_formatter(columns, options, prefix)
+        return prefix + "Content-Type:application/json "
 
 
 def check_oip_options(options: PredictionOptions) -> None:
