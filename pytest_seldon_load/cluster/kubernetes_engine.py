@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..endpoint import SeldonEndpoint, is_loopback_url
+from ..endpoint import SeldonEndpoint
 from ..engines import EngineContext, EngineUnavailable
 from ..plan import RunPlan
-from ..redact import redact_url
 from ..replay import ReplayFile
 from ..result import LoadResult
 from .kube import ClusterError, KubeConnection
 from .load_job import DEFAULT_IMAGE, LoadJob, LoadJobSettings
+from .pod_target import pod_target_url
 
 NEEDS_A_SESSION = (
     "the kubernetes engine runs a Job in the session's cluster (pytest --load-engine kubernetes "
@@ -69,15 +69,14 @@ class KubernetesEngine:
 
     def target_url(self, endpoint: SeldonEndpoint) -> str:
         in_cluster = self.cluster.in_cluster_url(endpoint) if self.cluster is not None else None
-        if in_cluster:
-            return str(in_cluster)
-        if is_loopback_url(endpoint.base_url) and not self.pods_on_this_host:
-            raise ClusterError(
-                f"the kubernetes engine sends from pods, and {redact_url(endpoint.base_url)} is "
-                f"this machine's loopback: take the endpoint from seldon_cluster.deployment(...) "
-                f"or give --seldon-url as the pods reach it"
-            )
-        return endpoint.base_url
+        return pod_target_url(
+            endpoint,
+            str(in_cluster) if in_cluster else None,
+            pods_here=self.pods_on_this_host,
+            sender="the kubernetes engine sends from pods",
+            remedy="take the endpoint from seldon_cluster.deployment(...) or give --seldon-url "
+            "as the pods reach it",
+        )
 
     def run(
         self,

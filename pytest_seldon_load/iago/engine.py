@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..cluster.kube import ClusterError, KubeConnection
+from ..cluster.pod_target import pod_target_url
 from ..cluster.portforward import PortForwarder
 from ..cluster.transport import PodTransport
-from ..endpoint import SeldonEndpoint, is_loopback_url
+from ..endpoint import SeldonEndpoint
 from ..engines import EngineContext, EngineUnavailable
 from ..interrupts import RunInterrupted, terminate_as_interrupt
 from ..plan import RunPlan
@@ -131,16 +132,14 @@ class IagoRunner:
         deployment it resolved, or the endpoint's URL when it is not this machine's loopback."""
         if self.settings.target:
             return self.settings.target.rstrip("/")
-        in_cluster = self.cluster.in_cluster_url(endpoint)
-        if in_cluster:
-            return in_cluster
-        if is_loopback_url(endpoint.base_url) and not self.transport.runs_on_this_host:
-            raise ClusterError(
-                f"the iago engine sends from a pod, and {redact_url(endpoint.base_url)} is this "
-                f"machine's loopback: give --iago-target URL (the target as the pod sees it), or "
-                f"take the endpoint from seldon_cluster.deployment(...)"
-            )
-        return endpoint.base_url
+        return pod_target_url(
+            endpoint,
+            self.cluster.in_cluster_url(endpoint),
+            pods_here=self.transport.runs_on_this_host,
+            sender="the iago engine sends from a pod",
+            remedy="give --iago-target URL (the target as the pod sees it), or take the "
+            "endpoint from seldon_cluster.deployment(...)",
+        )
 
     def _environment(
         self, endpoint: SeldonEndpoint, target: str, plan: RunPlan, *, total: float
