@@ -414,12 +414,6 @@ class EmbeddedEngine:
     def __init__(self, context: EngineContext | None = None) -> None:
         self.context = context
 
-    def run(
-        self,
-        endpoint: SeldonEndpoint,
-        replay: ReplayFile,
-        plan: RunPlan,
-        *,
-        companion: Companion | None = None,
-    ) -> LoadResult:
+    def run(self, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan) -> LoadResult:
+        companion = self.context.companion if self.context is not None else None
         return run_load(endpoint, replay, plan, companion=companion)

@@ -1,9 +1,9 @@
 """Load engines by name: the one registry behind ``load_run(engine=...)``, the ``load`` marker,
 ``--load-engine`` and ``seldon-load run --engine``.
 
-An engine has a `name` and ``run(endpoint, replay, plan, *, companion=None) -> LoadResult``
-(see `Engine`). It is made for each run by its factory (usually its class), called with an
-`EngineContext`: what the caller offers beyond the run itself. Under pytest that is the
+An engine has a `name` and ``run(endpoint, replay, plan) -> LoadResult`` (see `Engine`). It is
+made by its factory (usually its class), called with an `EngineContext`: what the caller
+offers beyond the run itself (a live view of each run, session resources). Under pytest that is the
 session's resources by name (the ``iago`` engine takes the session's ``iago`` runner, whose
 pod lives as long as the session); ``seldon-load run`` offers none, and an engine that needs
 them says so when it is made.
@@ -48,10 +48,13 @@ class EngineUnavailable(EngineError):
 class EngineContext:
     """What the caller offers an engine beyond the run: `caller` says who is asking (for
     messages); `resources(name)`, when given, returns a session resource by name (under
-    pytest, the fixture of that name: the session's cluster, its ``iago`` runner...)."""
+    pytest, the fixture of that name: the session's cluster, its ``iago`` runner...);
+    `companion`, the caller's live view of each run (a progress line, the admin port), which
+    the embedded engine enters on the run's own loop and other engines may ignore."""
 
     caller: str = "seldon-load run"
     resources: Callable[[str], Any] | None = None
+    companion: Companion | None = None
 
     def resource(self, name: str, *, engine: str) -> Any:
         if self.resources is None:
@@ -67,16 +70,8 @@ class Engine(Protocol):
 
     name: str
 
-    def run(
-        self,
-        endpoint: SeldonEndpoint,
-        replay: ReplayFile,
-        plan: RunPlan,
-        *,
-        companion: Companion | None = None,
-    ) -> LoadResult:
-        """Run `plan`; raise `RunInterrupted` with the partial result on Ctrl-C or SIGTERM.
-        `companion` is the embedded engine's live view; other engines may ignore it."""
+    def run(self, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan) -> LoadResult:
+        """Run `plan`; raise `RunInterrupted` with the partial result on Ctrl-C or SIGTERM."""
         ...
 
 

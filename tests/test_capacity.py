@@ -253,7 +253,7 @@ def test_the_stages_run_through_the_engine_registry(tmp_path):
     class Recorded:
         name = "recorded"
 
-        def run(self, endpoint, replay, plan, *, companion=None) -> LoadResult:
+        def run(self, endpoint, replay, plan) -> LoadResult:
             plans.append(plan)
             return recorded_run([10.0 if plan.rate <= 150 else 90.0], rate=20)
 
@@ -290,7 +290,7 @@ class Modelled:
     def __init__(self, context):
         pass
 
-    def run(self, endpoint, replay, plan, *, companion=None):
+    def run(self, endpoint, replay, plan):
         service = 0.010 if plan.rate <= 300 else 0.120
         recorder = Recorder(warmup=0.0)
         count = int(plan.rate * plan.duration)
@@ -373,7 +373,7 @@ def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):
         name = "stopped"
         stages = 0
 
-        def run(self, endpoint, replay, plan, *, companion=None) -> LoadResult:
+        def run(self, endpoint, replay, plan) -> LoadResult:
             self.stages += 1
             result = recorded_run([10.0], rate=20)
             if self.stages == 3:

@@ -39,7 +39,7 @@ class PlanEcho:
     def __init__(self, context):
         self.caller = context.caller
 
-    def run(self, endpoint, replay, plan, *, companion=None):
+    def run(self, endpoint, replay, plan):
         print("echo-engine " + json.dumps({
             "caller": self.caller, "rate": plan.rate, "duration": plan.duration,
             "seed": plan.seed, "connections": plan.settings.connections,

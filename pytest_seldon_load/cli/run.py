@@ -318,7 +318,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             ),
             label="seldon-load run",
         )
-        engine = ENGINES.create(args.engine, EngineContext(caller="seldon-load run"))
+        if args.engine not in ENGINES:
+            ENGINES.create(args.engine)  # raises EngineError naming the available ones
     except PlanError as exc:
         option = "--" + exc.argument.replace("_", "-")
         raise CommandError(option + str(exc)[len(exc.argument) :]) from None
@@ -357,6 +358,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         admin = AdminPort(args.admin_port, args.admin_host, on_listening=listening)
     abort = ErrorRateAbort(args.abort_on_error_rate) if args.abort_on_error_rate else None
+    progress = None if args.no_progress else _terminal_progress()
+    companions = [admin, abort, progress.companion("seldon-load run") if progress else None]
+    context = EngineContext(caller="seldon-load run", companion=_together(companions))
+    try:
+        engine = ENGINES.create(args.engine, context)
+    except EngineError as exc:
+        raise CommandError(f"--engine: {exc}") from None
     split = ""
     if plan.settings.parts > 1:
         split += f", part {plan.settings.part} of {plan.settings.parts}"
@@ -367,10 +375,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{plan.duration:g}s against {redact_url(endpoint.base_url)}",
         flush=True,
     )
-    progress = None if args.no_progress else _terminal_progress()
-    companions = [admin, abort, progress.companion("seldon-load run") if progress else None]
     try:
-        result = engine.run(endpoint, replay, plan, companion=_together(companions))
+        result = engine.run(endpoint, replay, plan)
     except RunInterrupted as interrupted:
         result = interrupted.result
         if abort is not None and abort.reason:

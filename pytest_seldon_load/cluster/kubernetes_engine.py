@@ -78,14 +78,7 @@ class KubernetesEngine:
             "as the pods reach it",
         )
 
-    def run(
-        self,
-        endpoint: SeldonEndpoint,
-        replay: ReplayFile,
-        plan: RunPlan,
-        *,
-        companion: Any = None,
-    ) -> LoadResult:
+    def run(self, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan) -> LoadResult:
         if self.connection is None:
             self._from_session()
         assert self.connection is not None and self.settings is not None

@@ -231,14 +231,7 @@ class IagoEngine:
             raise EngineUnavailable(NEEDS_A_SESSION.format(caller=context.caller))
         self.context = context
 
-    def run(
-        self,
-        endpoint: SeldonEndpoint,
-        replay: ReplayFile,
-        plan: RunPlan,
-        *,
-        companion: Any = None,
-    ) -> SummaryLoadResult:
+    def run(self, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan) -> SummaryLoadResult:
         if endpoint.protocol == "grpc":
             raise EngineUnavailable(
                 f"the iago engine sends HTTP only; {endpoint.name or endpoint.base_url} speaks "

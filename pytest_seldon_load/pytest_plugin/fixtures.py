@@ -303,18 +303,21 @@ class LoadRunner:
             )
         except PlanError as exc:
             raise ValueError(f"load_run: {exc}") from None
-        context = EngineContext(caller="this pytest session", resources=self._resource)
+        factory = config.stash.get(COMPANION_KEY, None)
+        context = EngineContext(
+            caller="this pytest session",
+            resources=self._resource,
+            companion=factory(self.request) if factory is not None else None,
+        )
         try:
             engine = engine_registry(config).create(engine_name, context)
         except EngineError as exc:
             raise type(exc)(f"load_run: {exc}") from None
         if not isinstance(replay, ReplayFile):
             replay = ReplayFile(Path(replay))
-        factory = config.stash.get(COMPANION_KEY, None)
-        companion = factory(self.request) if factory is not None else None
         try:
             with run_turn(config, endpoint, self.item.nodeid):
-                result = engine.run(endpoint, replay, plan, companion=companion)
+                result = engine.run(endpoint, replay, plan)
         except RunInterrupted as interrupted:
             register_result(self.config, self.item, interrupted.result)
             raise
