@@ -13,7 +13,7 @@ import contextlib
 import math
 import re
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from .durations import format_ms, parse_budget_ms
 from .judgement import LAG, NO_LATENCIES, NO_REQUESTS, Judgement
@@ -210,24 +210,33 @@ def assert_percentile_below(
     return measured
 
 
-def assert_p50_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
-    __tracebackhide__ = True
-    return assert_percentile_below(result, 50, budget, allow_lag=allow_lag)
+class PercentileAssertion(Protocol):
+    """``assert_p99_below(result, budget, *, allow_lag=False) -> float`` and its kin."""
+
+    def __call__(
+        self, result: LoadResult, budget: float | str, *, allow_lag: bool = ...
+    ) -> float: ...
 
 
-def assert_p95_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
-    __tracebackhide__ = True
-    return assert_percentile_below(result, 95, budget, allow_lag=allow_lag)
+def _percentile_assertion(q: float, name: str) -> PercentileAssertion:
+    """`assert_percentile_below` with q fixed, under the name users write."""
+
+    def check(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+        __tracebackhide__ = True
+        return assert_percentile_below(result, q, budget, allow_lag=allow_lag)
+
+    check.__name__ = check.__qualname__ = name
+    check.__doc__ = (
+        f"Fail unless the {_q_label(q)} latency (from intended send time) is within budget; "
+        f"returns it in ms."
+    )
+    return check
 
 
-def assert_p99_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
-    __tracebackhide__ = True
-    return assert_percentile_below(result, 99, budget, allow_lag=allow_lag)
-
-
-def assert_p999_below(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
-    __tracebackhide__ = True
-    return assert_percentile_below(result, 99.9, budget, allow_lag=allow_lag)
+assert_p50_below = _percentile_assertion(50, "assert_p50_below")
+assert_p95_below = _percentile_assertion(95, "assert_p95_below")
+assert_p99_below = _percentile_assertion(99, "assert_p99_below")
+assert_p999_below = _percentile_assertion(99.9, "assert_p999_below")
 
 
 _RATE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*$")

@@ -30,7 +30,7 @@ import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import SeldonEndpoint
@@ -48,6 +48,20 @@ if TYPE_CHECKING:
 
 
 Companion = Callable[["ActiveRun"], contextlib.AbstractAsyncContextManager]
+
+
+@contextlib.asynccontextmanager
+async def while_running(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `work` as a task for as long as the block runs, and cancel it after: the shape of a
+    companion that watches the run from its loop (the progress line, the error-rate abort)."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
 
 CACHE_REPLAY_BYTES = 16 * 1024 * 1024
 """Replays up to this size are prepared once and looped from memory; larger ones stream."""

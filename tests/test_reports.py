@@ -194,7 +194,7 @@ def test_html_draws_budgets_and_the_baseline_under_the_run():
         {"budget": "throughput ≥ 90/s", "passed": True, "measured": 100.0},
     ]
     entry = _entry(current, "t::a")
-    assert [b.kind for b in budgets_of(entry)] == ["latency", "error_rate", "throughput"]
+    assert [b.kind for b in budgets_of(entry)] == ["percentile", "error_rate", "throughput"]
     page = render_report([entry], {"t::a": base})
     assert page.count('class="line baseline"') == 4  # p99 and p50 over time, spectrum, ok/s
     assert "p99 budget 50.0ms" in page and "throughput budget 90/s" in page

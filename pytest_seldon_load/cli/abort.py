@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
-from ..engine import ActiveRun
+from ..engine import ActiveRun, while_running
 
 WINDOW_S = 5.0
 """How far back the error rate is taken."""
@@ -23,31 +23,18 @@ MIN_ANSWERS = 10
 """Fewer answers than this in the window are too few to judge (one failure of one)."""
 
 
+@dataclass
 class ErrorRateAbort:
     """A companion: ``run_load(..., companion=ErrorRateAbort(0.5))``; `reason` after a stop."""
 
-    def __init__(
-        self,
-        max_rate: float,
-        window_s: float = WINDOW_S,
-        check_s: float = CHECK_S,
-        min_answers: int = MIN_ANSWERS,
-    ) -> None:
-        self.max_rate = max_rate
-        self.window_s = window_s
-        self.check_s = check_s
-        self.min_answers = min_answers
-        self.reason = ""
+    max_rate: float
+    window_s: float = WINDOW_S
+    check_s: float = CHECK_S
+    min_answers: int = MIN_ANSWERS
+    reason: str = field(default="", init=False)
 
-    @contextlib.asynccontextmanager
-    async def __call__(self, run: ActiveRun) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(self._watch(run))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    def __call__(self, run: ActiveRun) -> contextlib.AbstractAsyncContextManager[None]:
+        return while_running(self._watch(run))
 
     async def _watch(self, run: ActiveRun) -> None:
         recorder = run.recorder

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from .kube import ClusterError
-from .resources import KINDS, ResourceKind, UnknownKind, get
+from .resources import KINDS, Resource, ResourceKind, UnknownKind, get
 
 
 class ManifestError(ClusterError):
@@ -21,12 +21,10 @@ class ManifestError(ClusterError):
 
 @dataclass(frozen=True)
 class ManifestObject:
-    """One resource of a manifest, with its namespace filled in."""
+    """One resource of a manifest (its namespace filled in) and the kind that handles it."""
 
     kind: ResourceKind
-    namespace: str
-    name: str
-    body: Mapping[str, Any]
+    resource: Resource
     where: str
     """The manifest and document it came from, for messages."""
 
@@ -83,7 +81,8 @@ def _checked(document: Any, where: str, namespace: str) -> ManifestObject:
         raise ManifestError(f"{where}: {kind.kind} {name!r} has no spec")
     body = copy.deepcopy(dict(document))
     body["metadata"] = {**metadata, "namespace": metadata.get("namespace") or namespace}
-    return ManifestObject(kind, body["metadata"]["namespace"], name, body, f"{where} ({name})")
+    resource = Resource(kind.kind, body["metadata"]["namespace"], name, body)
+    return ManifestObject(kind, resource, f"{where} ({name})")
 
 
 def read_manifest(manifest: Any, namespace: str) -> list[ManifestObject]:

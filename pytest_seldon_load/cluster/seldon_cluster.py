@@ -167,29 +167,34 @@ class SeldonCluster:
         for item in objects:
             self._create(item)
         return [
-            self.resource(item.kind.target, item.name, namespace=item.namespace, timeout=timeout)
+            self.resource(
+                item.kind.target,
+                item.resource.name,
+                namespace=item.resource.namespace,
+                timeout=timeout,
+            )
             for item in objects
         ]
 
     def _create(self, item: ManifestObject) -> None:
-        kind = item.kind
+        kind, resource = item.kind, item.resource
         try:
             call(
                 self.connection,
-                f"{item.where}: creating {kind.kind} {item.namespace}/{item.name}",
+                f"{item.where}: creating {resource.ref}",
                 self.connection.custom.create_namespaced_custom_object,
                 kind.group,
                 kind.version,
-                item.namespace,
+                resource.namespace,
                 kind.plural,
-                dict(item.body),
+                dict(resource.body),
             )
         except ApiError as exc:
             if exc.status == 409:
                 raise ClusterError(
-                    f"{item.where}: {kind.kind} {item.namespace}/{item.name} already exists; "
+                    f"{item.where}: {resource.ref} already exists; "
                     f"apply() creates resources for the session and deletes them after it: "
-                    f"delete it first, or use seldon_cluster.{kind.target}({item.name!r})"
+                    f"delete it first, or use seldon_cluster.{kind.target}({resource.name!r})"
                 ) from None
             raise
         self._applied.append(item)
@@ -199,17 +204,17 @@ class SeldonCluster:
         problems = []
         applied, self._applied = self._applied, []
         for item in reversed(applied):
-            kind = item.kind
+            kind, resource = item.kind, item.resource
             try:
                 call(
                     self.connection,
-                    f"deleting {kind.kind} {item.namespace}/{item.name}",
+                    f"deleting {resource.ref}",
                     self.connection.custom.delete_namespaced_custom_object,
                     kind.group,
                     kind.version,
-                    item.namespace,
+                    resource.namespace,
                     kind.plural,
-                    item.name,
+                    resource.name,
                 )
             except ApiError as exc:
                 if exc.status != 404:

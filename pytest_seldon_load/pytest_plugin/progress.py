@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..durations import format_ms
@@ -113,20 +114,17 @@ def progress_text(run: ActiveRun, label: str, recent_p99: float, now: float) -> 
     )
 
 
+@dataclass
 class LiveProgress:
-    """Makes a progress companion for each run, all writing to one terminal descriptor."""
+    """Makes a progress companion for each run, all writing to one terminal descriptor.
 
-    def __init__(
-        self,
-        fd: int,
-        column: Callable[[], int] = lambda: 0,
-        flush: Callable[[], None] = lambda: None,
-        refresh_s: float = REFRESH_S,
-    ) -> None:
-        self.fd = fd
-        self.column = column
-        self.flush = flush
-        self.refresh_s = refresh_s
+    `column()` says where the terminal's cursor stands (a line pytest is writing); `flush()`
+    empties pytest's own buffer before a progress line is drawn."""
+
+    fd: int
+    column: Callable[[], int] = lambda: 0
+    flush: Callable[[], None] = lambda: None
+    refresh_s: float = REFRESH_S
 
     def width(self) -> int:
         """The terminal's width; a terminal that does not know it gets $COLUMNS or 100."""
@@ -145,6 +143,8 @@ class LiveProgress:
         line = TerminalLine(self.fd, self.column(), self.width())
         refresh_s = self.refresh_s
 
+        from ..engine import while_running  # the run is starting: the engine is loaded
+
         @contextlib.asynccontextmanager
         async def show_progress(run: ActiveRun) -> AsyncIterator[None]:
             recent = RecentLatency(run.recorder.latency)
@@ -154,13 +154,10 @@ class LiveProgress:
                     await asyncio.sleep(refresh_s)
                     line.show(progress_text(run, label, recent.p99(), time.perf_counter()))
 
-            task = asyncio.ensure_future(refresh())
             try:
-                yield
+                async with while_running(refresh()):
+                    yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
                 line.close()
 
         return show_progress

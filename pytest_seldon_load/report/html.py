@@ -21,6 +21,7 @@ from typing import Any
 from ..atomic import atomic_write_text
 from ..baseline import RUN_FIELDS, describe_commit
 from ..durations import format_ms
+from ..judgement import Judgement
 from ..redact import redact_text
 from ..result import LoadResult, Window
 from .github import comparisons, judgements
@@ -234,30 +235,19 @@ class Chart:
 # --- what a run's charts show -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Budget:
-    kind: str
-    """latency (with q), error_rate or throughput."""
-    value: float
-    label: str
-    q: float | None = None
+_BUDGET_KINDS = ("percentile", "error_rate", "throughput")
 
 
-_BUDGET_KINDS = {"percentile": "latency", "error_rate": "error_rate", "throughput": "throughput"}
-
-
-def budgets_of(run: Mapping[str, Any]) -> list[Budget]:
-    """The budgets the run was judged against, from its judgements' fields."""
-    found: list[Budget] = []
-    for judgement in judgements(run):
-        kind = _BUDGET_KINDS.get(judgement.kind)
-        if kind is None or judgement.limit is None or not math.isfinite(judgement.limit):
-            continue
-        q = judgement.quantile if kind == "latency" else None
-        if kind == "latency" and q is None:
-            continue
-        found.append(Budget(kind, judgement.limit, judgement.label, q))
-    return found
+def budgets_of(run: Mapping[str, Any]) -> list[Judgement]:
+    """The budgets the run was judged against (a latency budget names its quantile)."""
+    return [
+        judgement
+        for judgement in judgements(run)
+        if judgement.kind in _BUDGET_KINDS
+        and judgement.limit is not None
+        and math.isfinite(judgement.limit)
+        and (judgement.kind != "percentile" or judgement.quantile is not None)
+    ]
 
 
 def _number(value: Any) -> float:
@@ -336,9 +326,9 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
             ),
         ]
     guides = [
-        (b.value, "budget", f"p{b.q:g} budget {format_ms(b.value)}")
+        (b.limit, "budget", f"p{b.quantile:g} budget {format_ms(b.limit)}")
         for b in budgets_of(run)
-        if b.kind == "latency" and b.q is not None and b.q >= 50
+        if b.kind == "percentile" and b.limit is not None and (b.quantile or 0) >= 50
     ]
     tail = split_timeline(run).tail
     markers = []
@@ -415,9 +405,12 @@ def spectrum_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart
     x_high = max([1.0, *(x for s in series for x in s.xs)])
     ticks = [(_spectrum_x(q), f"{q:g}%") for q in SPECTRUM_NINES if _spectrum_x(q) <= x_high + 1e-9]
     markers = [
-        (_spectrum_x(b.q), b.value, "budget", f"budget: {b.label}")
+        (_spectrum_x(b.quantile), b.limit, "budget", f"budget: {b.label}")
         for b in budgets_of(run)
-        if b.kind == "latency" and b.q is not None and _spectrum_x(b.q) <= x_high + 1e-9
+        if b.kind == "percentile"
+        and b.quantile is not None
+        and b.limit is not None
+        and _spectrum_x(b.quantile) <= x_high + 1e-9
     ]
     top = max(
         [*(y for s in series for y in s.ys if math.isfinite(y)), *(m[1] for m in markers), 0.0]
@@ -473,9 +466,9 @@ def throughput_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Cha
     target = float(run.get("target_rate", 0) or 0)
     guides = [(target, "target", f"target {target:g}/s")] if target > 0 else []
     guides += [
-        (b.value, "budget", f"throughput budget {b.value:g}/s")
+        (b.limit, "budget", f"throughput budget {b.limit:g}/s")
         for b in budgets_of(run)
-        if b.kind == "throughput"
+        if b.kind == "throughput" and b.limit is not None
     ]
     tail = split_timeline(run).tail
     markers = []
