@@ -402,7 +402,7 @@ def test_an_api_server_without_exec_websockets_is_named_as_such(kubeconfig, name
     """The cluster's own transport against an API that answers exec with plain HTTP."""
     from kubernetes import client as k8s
 
-    from pytest_seldon_load.cluster.transport import KubernetesTransport
+    from pytest_seldon_load.cluster.transport import KubernetesTransport, PodCommand
 
     connection = connect(KubeSettings(kubeconfig=str(kubeconfig)))
     k8s.CoreV1Api(connection.api).create_namespaced_pod(
@@ -414,7 +414,7 @@ def test_an_api_server_without_exec_websockets_is_named_as_such(kubeconfig, name
     )
     transport = KubernetesTransport(connection)
     with pytest.raises(ClusterError) as failure:
-        transport.exec(namespace, "idle", ["true"], timeout=10)
+        transport.exec(PodCommand(namespace, "idle", ["true"], timeout=10))
     message = str(failure.value)
     assert message.startswith(f"exec 'true' in pod {namespace}/idle: Handshake status 200")
     assert "does not serve exec/port-forward" in message, message

@@ -519,12 +519,12 @@ def test_through_iago(replay_file, load_run):
 
 # --- the websocket transport, as far as an API without websockets takes it ---------------
 def test_the_websocket_transport_fails_fast_and_readably_without_websockets(emulator, connection):
-    from pytest_seldon_load.cluster.transport import KubernetesTransport
+    from pytest_seldon_load.cluster.transport import KubernetesTransport, PodCommand
 
     transport = KubernetesTransport(connection)
     started = time.monotonic()
     with pytest.raises(ClusterError) as exec_failure:
-        transport.exec("load", "no-such-pod", ["echo", "hi"], timeout=5)
+        transport.exec(PodCommand("load", "no-such-pod", ["echo", "hi"], timeout=5))
     with pytest.raises(ClusterError) as forward_failure:
         transport.connect("load", "no-such-pod", 9994, timeout=5)
     assert time.monotonic() - started < 5

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from .kube import ClusterError
-from .transport import ExecResult, PodStream
+from .transport import ExecResult, PodCommand, PodStream
 
 
 class LoopbackTransport:
@@ -34,31 +34,21 @@ class LoopbackTransport:
         self.ports = dict(ports or {})
         self.commands: list[tuple[str, str, tuple[str, ...]]] = []
 
-    def exec(
-        self,
-        namespace: str,
-        pod: str,
-        command: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout: float = 60.0,
-    ) -> ExecResult:
-        self.commands.append((namespace, pod, tuple(command)))
+    def exec(self, command: PodCommand) -> ExecResult:
+        self.commands.append((command.namespace, command.pod, tuple(command.argv)))
         try:
             done = subprocess.run(
-                list(command),
-                input=stdin if stdin is not None else b"",
+                list(command.argv),
+                input=command.stdin if command.stdin is not None else b"",
                 capture_output=True,
-                timeout=timeout,
+                timeout=command.timeout,
                 env={**os.environ, **self.env},
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            raise ClusterError(
-                f"exec {command[0]!r} in pod {namespace}/{pod}: no end after {timeout:g}s"
-            ) from None
+            raise ClusterError(f"{command.what}: no end after {command.timeout:g}s") from None
         except OSError as exc:
-            return ExecResult(127, b"", f"{command[0]}: {exc.strerror}".encode())
+            return ExecResult(127, b"", f"{command.argv[0]}: {exc.strerror}".encode())
         return ExecResult(done.returncode, done.stdout, done.stderr)
 
     def connect(self, namespace: str, pod: str, port: int, *, timeout: float = 10.0) -> PodStream:

@@ -29,6 +29,22 @@ _ERROR_CHANNEL = 3
 
 
 @dataclass(frozen=True)
+class PodCommand:
+    """A command to run in a pod: where, what, its input, and how long it may take."""
+
+    namespace: str
+    pod: str
+    argv: Sequence[str]
+    stdin: bytes | None = None
+    timeout: float = 60.0
+
+    @property
+    def what(self) -> str:
+        """How messages name it: ``exec 'sh' in pod load/iago-1``."""
+        return f"exec {self.argv[0]!r} in pod {self.namespace}/{self.pod}"
+
+
+@dataclass(frozen=True)
 class ExecResult:
     """How a command in a pod ended."""
 
@@ -58,15 +74,7 @@ class PodTransport(Protocol):
     runs_on_this_host: bool
     """True when "pods" share this machine's loopback (so 127.0.0.1 targets reach them)."""
 
-    def exec(
-        self,
-        namespace: str,
-        pod: str,
-        command: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout: float = 60.0,
-    ) -> ExecResult: ...
+    def exec(self, command: PodCommand) -> ExecResult: ...
 
     def connect(
         self, namespace: str, pod: str, port: int, *, timeout: float = 10.0
@@ -113,29 +121,21 @@ class KubernetesTransport:
         self._core = k8s.CoreV1Api(connection.new_api_client())
         self._lock = threading.Lock()
 
-    def exec(
-        self,
-        namespace: str,
-        pod: str,
-        command: Sequence[str],
-        *,
-        stdin: bytes | None = None,
-        timeout: float = 60.0,
-    ) -> ExecResult:
+    def exec(self, command: PodCommand) -> ExecResult:
+        stdin, timeout, what = command.stdin, command.timeout, command.what
         if stdin is not None and len(stdin) > MAX_STDIN_BYTES:
             raise ClusterError(
-                f"exec in pod {namespace}/{pod}: {len(stdin)} bytes of input is over the "
+                f"{what}: {len(stdin)} bytes of input is over the "
                 f"{MAX_STDIN_BYTES >> 20} MiB this transport sends"
             )
-        what = f"exec {command[0]!r} in pod {namespace}/{pod}"
         deadline = time.monotonic() + timeout
         try:
             with self._lock:
                 session = stream(
                     self._core.connect_get_namespaced_pod_exec,
-                    pod,
-                    namespace,
-                    command=list(command),
+                    command.pod,
+                    command.namespace,
+                    command=list(command.argv),
                     stdin=stdin is not None,
                     stdout=True,
                     stderr=True,

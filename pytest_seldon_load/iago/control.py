@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..cluster.kube import ClusterError
-from ..cluster.transport import PodTransport
+from ..cluster.transport import PodCommand, PodTransport
 from .pod import IagoPod
 
 SCRIPT = "start-load-test.sh"
@@ -70,13 +70,8 @@ def upload_replay(
         with open(replay, "rb") as handle:
             archive.addfile(info, handle)
     data = buffer.getvalue()
-    result = transport.exec(
-        pod.namespace,
-        pod.name,
-        ["sh", "-c", _UPLOAD, "upload", run_dir, str(len(data))],
-        stdin=data,
-        timeout=timeout,
-    )
+    upload = ["sh", "-c", _UPLOAD, "upload", run_dir, str(len(data))]
+    result = transport.exec(PodCommand(pod.namespace, pod.name, upload, data, timeout))
     _check(result.exit_code, f"uploading {replay.name} into pod {pod.ref}:{run_dir}", result.output)
     return f"{run_dir}/{REPLAY_NAME}"
 
@@ -102,7 +97,7 @@ def start_load(
         remote_replay,
         rate_argument(rate),
     ]
-    result = transport.exec(pod.namespace, pod.name, command, timeout=30.0)
+    result = transport.exec(PodCommand(pod.namespace, pod.name, command, timeout=30.0))
     _check(result.exit_code, f"starting {SCRIPT} in pod {pod.ref}", result.output)
     text = result.stdout.decode("utf-8", "replace").strip().splitlines()
     if not text or not text[-1].strip().isdigit():
@@ -113,32 +108,23 @@ def start_load(
 
 
 def process_alive(transport: PodTransport, pod: IagoPod, pid: int) -> bool:
-    result = transport.exec(
-        pod.namespace, pod.name, ["sh", "-c", _ALIVE, "alive", str(pid)], timeout=15.0
-    )
+    alive = ["sh", "-c", _ALIVE, "alive", str(pid)]
+    result = transport.exec(PodCommand(pod.namespace, pod.name, alive, timeout=15.0))
     return result.exit_code == 0
 
 
 def stop_load(transport: PodTransport, pod: IagoPod, pid: int, *, grace: float = 5.0) -> None:
     """TERM the load's process group, KILL what is left after `grace` seconds."""
     ticks = max(1, int(grace / 0.1))
-    transport.exec(
-        pod.namespace,
-        pod.name,
-        ["sh", "-c", _STOP, "stop", str(pid), str(ticks)],
-        timeout=grace + 15.0,
-    )
+    stop = ["sh", "-c", _STOP, "stop", str(pid), str(ticks)]
+    transport.exec(PodCommand(pod.namespace, pod.name, stop, timeout=grace + 15.0))
 
 
 def log_tail(transport: PodTransport, pod: IagoPod, run_dir: str, lines: int = 20) -> str:
     """The last lines the load wrote (for a failure message), redacted."""
     try:
-        result = transport.exec(
-            pod.namespace,
-            pod.name,
-            ["sh", "-c", f'tail -n {int(lines)} "$1/{LOG_NAME}"', "tail", run_dir],
-            timeout=15.0,
-        )
+        tail = ["sh", "-c", f'tail -n {int(lines)} "$1/{LOG_NAME}"', "tail", run_dir]
+        result = transport.exec(PodCommand(pod.namespace, pod.name, tail, timeout=15.0))
     except ClusterError as exc:
         return f"(cannot read {LOG_NAME}: {exc})"
     return result.output or "(the log is empty)"
@@ -147,4 +133,5 @@ def log_tail(transport: PodTransport, pod: IagoPod, run_dir: str, lines: int = 2
 def remove_run_dir(transport: PodTransport, pod: IagoPod, run_dir: str) -> None:
     if not run_dir or run_dir in ("/", "."):
         raise ValueError(f"refusing to remove {run_dir!r}")
-    transport.exec(pod.namespace, pod.name, ["rm", "-rf", "--", run_dir], timeout=30.0)
+    remove = ["rm", "-rf", "--", run_dir]
+    transport.exec(PodCommand(pod.namespace, pod.name, remove, timeout=30.0))
