@@ -135,17 +135,24 @@ def _prefix(what: str) -> str:
     return f"{what}: " if what else ""
 
 
-def number_option(*, allow_zero: bool = False, whole: bool = False) -> Callable[[str], float]:
+def number_option(
+    *, allow_zero: bool = False, whole: bool = False, at_most: float | None = None
+) -> Callable[[str], float]:
     """An argparse `type` for a numeric option: positive (or >= 0 with `allow_zero`), a whole
-    number with `whole`; anything else is a usage error (argparse names the option)."""
+    number with `whole`, at most `at_most`; anything else is a usage error (argparse names the
+    option)."""
 
     def parse(text: str) -> float:
         try:
             if whole:
-                return parse_count(text, "", least=0 if allow_zero else 1)
-            return parse_number(text, "", allow_zero=allow_zero)
+                value: float = parse_count(text, "", least=0 if allow_zero else 1)
+            else:
+                value = parse_number(text, "", allow_zero=allow_zero)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:g}, got {text!r}")
+        return value
 
     parse.__name__ = "whole number" if whole else "number"
     return parse

@@ -51,14 +51,8 @@ def seed(text: str) -> int | None:
     return value
 
 
-def percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 100.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
-    return value
+percent = number_option(allow_zero=True, at_most=100.0)
+"""A percentage option, 0 to 100."""
 
 
 def hide_keys(text: str) -> str:

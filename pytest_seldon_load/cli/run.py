@@ -68,16 +68,6 @@ def _abort_rate(text: str) -> float:
     return rate
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be in 0..65535 (0: any free port), got {value}")
-    return value
-
-
 def add_command(commands: argparse._SubParsersAction) -> None:
     """``seldon-load run``."""
     parser = commands.add_parser(
@@ -215,7 +205,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--admin-port",
-        type=_port,
+        type=number_option(whole=True, allow_zero=True, at_most=65535),
         default=None,
         metavar="PORT",
         help="serve Iago's admin paths on PORT while running (9994 is Iago's; 0 picks a free one)",
