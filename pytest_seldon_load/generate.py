@@ -23,7 +23,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -617,25 +617,19 @@ def _clean_key(consumer_key: str | os.PathLike[str] | None, needed_for: str) -> 
 
 def _prediction_formatter(
     plan: _Plan,
-    *,
     protocol: str,
-    batch: int,
-    model: str,
+    options: PredictionOptions,
     consumer_key: str | os.PathLike[str] | None,
-    endpoint_host: str,
-    tensor: bool,
-    outputs: Sequence[str],
-    seldon_model_header: str | None,
-    input_name: str,
-    infer_path: str,
 ) -> Formatter:
+    """The protocol's formatter for `options`, after checking the protocol takes each option
+    given; `consumer_key` (the key, or a key file) is read only if the protocol takes one."""
     given = [
         option
         for option, present in (
-            ("batch", batch != 1),
-            ("tensor", tensor),
-            ("outputs", bool(outputs)),
-            ("seldon_model_header", seldon_model_header is not None),
+            ("batch", options.batch != 1),
+            ("tensor", options.tensor),
+            ("outputs", bool(options.outputs)),
+            ("seldon_model_header", options.seldon_model_header is not None),
             ("consumer_key", consumer_key is not None and bool(str(consumer_key).strip())),
         )
         if present
@@ -643,21 +637,9 @@ def _prediction_formatter(
     # A consumer key goes along whatever the protocol (a suite may hand the same options to
     # every endpoint); only a protocol that needs one notices it missing.
     chosen = protocols.check_options(protocol, given, ignored=("consumer_key",))
-    options = PredictionOptions(
-        batch=batch,
-        model=model,
-        consumer_key=(
-            _clean_key(consumer_key, f"the {protocol} protocol")
-            if "consumer_key" in chosen.accepts
-            else None
-        ),
-        endpoint_host=endpoint_host,
-        tensor=tensor,
-        outputs=tuple(outputs),
-        seldon_model_header=seldon_model_header,
-        input_name=input_name,
-        infer_path=infer_path,
-    )
+    if "consumer_key" in chosen.accepts:
+        key = _clean_key(consumer_key, f"the {protocol} protocol")
+        options = replace(options, consumer_key=key)
     try:
         return chosen.prediction_formatter(plan.columns, options)
     except UnsupportedFeature as exc:
@@ -697,19 +679,17 @@ def write_prediction_replay(
     _check_count("batch", batch)
     _check_seed(seed)
     plan = _plan(features, dataset, names)
-    format_lines = _prediction_formatter(
-        plan,
-        protocol=protocol,
+    options = PredictionOptions(
         batch=batch,
         model=model,
-        consumer_key=consumer_key,
         endpoint_host=endpoint_host,
+        outputs=tuple(outputs),
         tensor=tensor,
-        outputs=outputs,
         seldon_model_header=seldon_model_header,
         input_name=input_name,
         infer_path=infer_path,
     )
+    format_lines = _prediction_formatter(plan, protocol, options, consumer_key)
     lines_per_chunk = max(1, CHUNK_ROWS // batch)
     with atomic_writer(path) as handle:
         for samples in plan.samples(num * batch, seed, lines_per_chunk * batch):

@@ -287,6 +287,7 @@ class _Measurement:
         self, *, rate: float, duration: float, warmup: float, info: dict[str, Any]
     ) -> SummaryLoadResult:
         poll = self.runner.settings.poll_interval
+        info = {**info, "target_rate": rate, "warmup": warmup}  # the result's, as asked
         first = self._first_stats()
         began = time.monotonic()
         measured_from = began + warmup
@@ -337,11 +338,11 @@ class _Measurement:
                 if stats is not None:
                     last, last_at = stats, time.monotonic()
             result = self._result(
-                last, baseline, baseline_at, last_at, rate, polls, warmup, info, interrupted=True
+                last, baseline, baseline_at, last_at, polls, info, interrupted=True
             )
             raise RunInterrupted(result) from None
         polls.append(poll_entry(final_at - (baseline_at or began), final, previous))
-        return self._result(final, baseline, baseline_at, final_at, rate, polls, warmup, info)
+        return self._result(final, baseline, baseline_at, final_at, polls, info)
 
     def _result(
         self,
@@ -349,9 +350,7 @@ class _Measurement:
         baseline: OstrichStats | None,
         baseline_at: float | None,
         final_at: float,
-        rate: float,
         polls: list[dict[str, Any]],
-        warmup: float,
         info: dict[str, Any],
         *,
         interrupted: bool = False,
@@ -364,9 +363,7 @@ class _Measurement:
             final,
             baseline=baseline,
             duration=measured,
-            target_rate=rate,
             polls=polls,
-            warmup=warmup,
             interrupted=interrupted,
             **info,
         )
