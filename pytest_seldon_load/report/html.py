@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +93,15 @@ class Chart:
 
     title: str
     kind: str
-    x_low: float
-    x_high: float
-    y_high: float
-    x_ticks: list[tuple[float, str]]
     y_text: Callable[[float], str]
-    x_label: str
     y_label: str
-    point_labels: list[str]
-    point_xs: list[float]
+    x_label: str = ""
+    x_low: float = 0.0
+    x_high: float = 1.0
+    y_high: float = 1.0
+    x_ticks: list[tuple[float, str]] = field(default_factory=list)
+    point_labels: list[str] = field(default_factory=list)
+    point_xs: list[float] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
     bars: list[Series] = field(default_factory=list)
     guides: list[tuple[float, str, str]] = field(default_factory=list)
@@ -280,12 +280,31 @@ TIME_X_LOW = -0.5
 TAIL_NOTE = "○ answers after the last whole second, shown apart (not a full second)"
 
 
-def _second_labels(xs: Sequence[float]) -> list[str]:
-    return [f"{x:g}s" for x in xs]
-
-
-def _x_ticks_seconds(low: float, high: float) -> list[tuple[float, str]]:
-    return [(x, f"{x:g}s") for x in nice_ticks(low, high, 6)]
+def _over_time(chart: Chart, xs: Sequence[float], tail: Tail | None, least_top: float) -> Chart:
+    """`chart` with a time axis: the measured seconds (and the tail's, if any), and room above
+    its highest line, bar, guide and marker (at least `least_top`)."""
+    drawn = [*chart.series, *chart.bars]
+    top = max(
+        [
+            *(y for s in drawn for y in s.ys if math.isfinite(y)),
+            *(g[0] for g in chart.guides),
+            *(m[1] for m in chart.markers),
+            least_top,
+        ]
+    )
+    x_high = _time_range(xs, chart.series, tail)
+    all_xs = sorted({x for s in drawn for x in s.xs})
+    return replace(
+        chart,
+        x_low=TIME_X_LOW,
+        x_high=x_high,
+        y_high=_nice_top(top),
+        x_ticks=[(x, f"{x:g}s") for x in nice_ticks(0.0, x_high, 6)],
+        x_label="seconds into the measured period",
+        point_labels=[f"{x:g}s" for x in all_xs],
+        point_xs=all_xs,
+        note=TAIL_NOTE if chart.markers else "",
+    )
 
 
 def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
@@ -341,33 +360,16 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
                 f"after the last whole second: p99 {format_ms(tail.p99)} of {tail.answers} answers",
             )
         )
-    top = max(
-        [
-            *(y for s in series for y in s.ys if math.isfinite(y)),
-            *(g[0] for g in guides),
-            *(m[1] for m in markers),
-            0.0,
-        ]
-    )
-    x_high = _time_range(xs, series, tail)
-    all_xs = sorted({x for s in series for x in s.xs})
-    return Chart(
+    chart = Chart(
         title="latency per second (from intended send time)",
         kind="latency",
-        x_low=TIME_X_LOW,
-        x_high=x_high,
-        y_high=_nice_top(top),
-        x_ticks=_x_ticks_seconds(0.0, x_high),
         y_text=_ms_tick,
-        x_label="seconds into the measured period",
         y_label="latency",
-        point_labels=_second_labels(all_xs),
-        point_xs=all_xs,
         series=series,
         guides=guides,
         markers=markers,
-        note=TAIL_NOTE if markers else "",
     )
+    return _over_time(chart, xs, tail, least_top=0.0)
 
 
 def _spectrum_x(q: float) -> float:
@@ -482,34 +484,17 @@ def throughput_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Cha
                 f"(a count, not a rate)",
             )
         )
-    top = max(
-        [
-            *(y for s in [*series, *bars] for y in s.ys),
-            *(g[0] for g in guides),
-            *(m[1] for m in markers),
-            1.0,
-        ]
-    )
-    x_high = _time_range(xs, series, tail)
-    all_xs = sorted({x for s in [*series, *bars] for x in s.xs})
-    return Chart(
+    chart = Chart(
         title="throughput and errors per second",
         kind="throughput",
-        markers=markers,
-        note=TAIL_NOTE if markers else "",
-        x_low=TIME_X_LOW,
-        x_high=x_high,
-        y_high=_nice_top(top),
-        x_ticks=_x_ticks_seconds(0.0, x_high),
         y_text=lambda v: f"{v:g}",
-        x_label="seconds into the measured period",
         y_label="requests per second",
-        point_labels=_second_labels(all_xs),
-        point_xs=all_xs,
         series=series,
         bars=bars,
         guides=guides,
+        markers=markers,
     )
+    return _over_time(chart, xs, tail, least_top=1.0)
 
 
 # --- the page ---------------------------------------------------------------------------
