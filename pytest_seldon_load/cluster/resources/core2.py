@@ -8,6 +8,7 @@ and which is which depends on the kind; a failure message shows both, as the res
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ...endpoint import SeldonEndpoint
 from ...replay import NEVER_REPLAYED
@@ -24,7 +25,8 @@ def without_route_pins(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class Core2Kind(ResourceKind):
-    """A Core 2 resource: ready when its ``Ready`` condition is True."""
+    """A Core 2 resource: ready when its ``Ready`` condition is True. Core 2 names things
+    after the kind: a ``Model`` is ``seldon_cluster.model(...)`` and lives at ``models``."""
 
     group = GROUP
     version = VERSION
@@ -33,6 +35,12 @@ class Core2Kind(ResourceKind):
     state_field = "message"
     """The condition field holding the state (``ModelFailed``); the other holds the text."""
     failed_states: frozenset[str] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            cls.target = cls.__dict__.get("target", cls.kind.lower())
+            cls.plural = cls.__dict__.get("plural", cls.target + "s")
 
     def is_ready(self, resource: Resource) -> bool:
         ready = resource.condition("Ready")
@@ -67,3 +75,14 @@ class Core2Kind(ResourceKind):
             infer_path_override=self.infer_path(resource),
         )
         return endpoint, reach.mesh_in_cluster_url(resource.namespace)
+
+
+class RoutedByKind(Core2Kind):
+    """Pipelines and Experiments: the mesh routes ``Seldon-Model: NAME.pipeline`` (or
+    ``.experiment``), and their conditions hold the failed state in ``reason``."""
+
+    state_field = "reason"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.route_suffix = "." + cls.target

@@ -7,15 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .base import Resource
-from .core2 import Core2Kind
+from .core2 import RoutedByKind
 
 
-class ExperimentKind(Core2Kind):
+class ExperimentKind(RoutedByKind):
     kind = "Experiment"
-    target = "experiment"
-    plural = "experiments"
-    route_suffix = ".experiment"
-    state_field = "reason"
     failed_states = frozenset({"ExperimentFailed"})
 
     def infer_model(self, resource: Resource) -> str:

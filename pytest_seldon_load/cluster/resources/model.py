@@ -8,7 +8,5 @@ from .core2 import Core2Kind
 
 class ModelKind(Core2Kind):
     kind = "Model"
-    target = "model"
-    plural = "models"
     state_field = "message"
     failed_states = frozenset({"ModelFailed", "ScheduleFailed"})

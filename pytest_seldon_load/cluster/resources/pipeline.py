@@ -4,15 +4,11 @@ a Pipeline states its failure in ``reason`` (``PipelineFailed``) and explains it
 from __future__ import annotations
 
 from .base import Resource
-from .core2 import Core2Kind
+from .core2 import RoutedByKind
 
 
-class PipelineKind(Core2Kind):
+class PipelineKind(RoutedByKind):
     kind = "Pipeline"
-    target = "pipeline"
-    plural = "pipelines"
-    route_suffix = ".pipeline"
-    state_field = "reason"
     failed_states = frozenset({"PipelineFailed"})
 
     def infer_path(self, resource: Resource) -> str:
