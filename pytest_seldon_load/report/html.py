@@ -310,39 +310,25 @@ def _over_time(chart: Chart, xs: Sequence[float], tail: Tail | None, least_top: 
 def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
     timeline = _timeline(run)
     xs = [float(w["second"]) for w in timeline]
+
+    def line(key: str, css: str, dashed: bool) -> Series:
+        values = [_number(w.get(key)) for w in timeline]
+        return Series(key.replace("_", " "), css, xs, values, format_ms, dashed)
+
+    # latency solid, service time (from the actual send) dashed, in the quantile's colour
     series = [
-        Series("p99", "p99", xs, [_number(w.get("p99")) for w in timeline], format_ms),
-        Series("p50", "p50", xs, [_number(w.get("p50")) for w in timeline], format_ms),
-        Series(
-            "service p99",
-            "p99",
-            xs,
-            [_number(w.get("service_p99")) for w in timeline],
-            format_ms,
-            dashed=True,
-        ),
-        Series(
-            "service p50",
-            "p50",
-            xs,
-            [_number(w.get("service_p50")) for w in timeline],
-            format_ms,
-            dashed=True,
-        ),
+        line("p99", "p99", False),
+        line("p50", "p50", False),
+        line("service_p99", "p99", True),
+        line("service_p50", "p50", True),
     ]
     base_windows = _whole_windows(baseline)
     if base_windows:
         base_xs = [float(w.second) for w in base_windows]
+        base_p99s, base_p50s = [w.p99 for w in base_windows], [w.p50 for w in base_windows]
         series[:0] = [
-            Series("baseline p99", "baseline", base_xs, [w.p99 for w in base_windows], format_ms),
-            Series(
-                "baseline p50",
-                "baseline",
-                base_xs,
-                [w.p50 for w in base_windows],
-                format_ms,
-                dashed=True,
-            ),
+            Series("baseline p99", "baseline", base_xs, base_p99s, format_ms),
+            Series("baseline p50", "baseline", base_xs, base_p50s, format_ms, dashed=True),
         ]
     guides = [
         (b.limit, "budget", f"p{b.quantile:g} budget {format_ms(b.limit)}")
