@@ -169,6 +169,8 @@ def test_junit_properties_number_several_runs_and_carry_comparisons():
     assert properties["load[1]_label"] == "t::a" and properties["load[2]_label"] == "t::a #2"
     assert properties["load[2]_baseline_p99_verdict"] == "regression"
     assert properties["load[2]_baseline_p99_change"] > 0.3
+    detectable = properties["load[2]_baseline_p99_detectable"]
+    assert 0 < detectable < properties["load[2]_baseline_p99_change"]
     assert "load_p99_ms" not in properties
 
 
@@ -178,7 +180,9 @@ def test_step_summary_lists_comparisons_and_is_skipped_outside_github(tmp_path):
     runs = [_entry(current, "tests/test_x.py::test_y", "FAIL")]
     text = step_summary(runs)
     assert "### against the baseline" in text
-    assert re.search(r"\| test_y \| p99 \| .* \| \+\d+\.\d% \| 99%: \+.* \| ❌ regression \|", text)
+    assert re.search(
+        r"\| test_y \| p99 \| .* \| \+\d+\.\d% \| 99%: \+.* \| \+\d+% \| ❌ regression \|", text
+    )
     assert append_step_summary(runs, environ={}) is None
     target = tmp_path / "summary.md"
     assert append_step_summary(runs, environ={"GITHUB_STEP_SUMMARY": str(target)}) == target

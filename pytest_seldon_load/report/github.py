@@ -81,8 +81,9 @@ def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:
             "",
             "### against the baseline",
             "",
-            "| test | metric | baseline | current | change | confidence interval | p | verdict |",
-            "|---|---|---:|---:|---:|---|---:|---|",
+            "| test | metric | baseline | current | change | confidence interval | p "
+            "| could detect | verdict |",
+            "|---|---|---:|---:|---:|---|---:|---:|---|",
         ]
         for run, c in compared:
             lines.append(
@@ -90,6 +91,7 @@ def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:
                 f"| {_cell(c.get('metric'))} | {_cell(_value(c, 'baseline'))} "
                 f"| {_cell(_value(c, 'current'))} | {_cell(_change(c))} "
                 f"| {_cell(_interval(c))} | {c.get('p_value', 1):.2g} "
+                f"| {_cell(_detectable(c))} "
                 f"| {_cell(_comparison_verdict(c.get('verdict', '')))} |"
             )
     return "\n".join(lines) + "\n"
@@ -123,6 +125,16 @@ def _interval(comparison: Mapping[str, Any]) -> str:
     if comparison.get("metric") == "error_rate":
         return f"{level}: {low * 100:+.3g} .. {high * 100:+.3g} points"
     return f"{level}: {low:+.1%} .. {high:+.1%}"
+
+
+def _detectable(comparison: Mapping[str, Any]) -> str:
+    """The smallest worsening the comparison would have caught 95 times in 100."""
+    value = comparison.get("detectable")
+    if value is None:
+        return "nothing"  # no change could have been shown (an open interval)
+    if comparison.get("metric") == "error_rate":
+        return f"+{value * 100:.3g} points"
+    return f"{value:+.0%}"
 
 
 def _comparison_verdict(word: str) -> str:

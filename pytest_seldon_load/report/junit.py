@@ -31,8 +31,8 @@ def _prefix(index: int, count: int) -> str:
 
 def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, object]]:
     """(name, value) pairs for a test's runs: p50/p95/p99/p99.9/max in ms, error rate,
-    rates, whether the generator lagged, each budget's verdict, and the verdict of each
-    comparison against a baseline."""
+    rates, whether the generator lagged, each budget's verdict, and the verdict, change and
+    detectable change of each comparison against a baseline."""
     properties: list[tuple[str, object]] = []
     for index, entry in enumerate(entries, 1):
         prefix = _prefix(index, len(entries))
@@ -51,6 +51,11 @@ def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, objec
             moved = comparison.get("difference" if metric == "error_rate" else "change")
             properties.append((f"{prefix}baseline_{metric}_change", "" if moved is None else moved))
             properties.append((f"{prefix}baseline_{metric}_verdict", comparison.get("verdict")))
+            # the smallest worsening the comparison could have caught ("" when none could)
+            detectable = comparison.get("detectable")
+            properties.append(
+                (f"{prefix}baseline_{metric}_detectable", "" if detectable is None else detectable)
+            )
     return properties
 
 
