@@ -103,7 +103,8 @@ def test_a_stall_shows_in_corrected_latency_not_in_service_time(v2_replay, setti
     assert result.max >= 900.0
     assert result.service_percentile(99) < 100.0
     assert result.service_percentile(50) < 20.0
-    assert result.p50 < 100.0
+    # (no bound on the whole run's p50: how fast one connection drains the queue after the
+    # stall is the machine's speed; the quiet first second shows what was not stalled)
     by_second = {w["second"]: w for w in result.timeline}
     assert by_second[0]["p99"] < 100.0
     assert max(w["p99"] for w in result.timeline if w["p99"] is not None) >= 500.0
