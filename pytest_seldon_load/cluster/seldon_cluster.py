@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..consumer_keys import ConsumerKeyError, key_from_json
 from ..endpoint import SeldonEndpoint
@@ -26,6 +26,9 @@ from .portforward import PortForwarder, service_target
 from .resources import get, parse_target
 from .resources.core2 import without_route_pins
 from .transport import PodTransport
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 KEY_SOURCES = ("secret", "configmap")
 MESH_SERVICE = "seldon-mesh"
@@ -41,6 +44,15 @@ def parse_key_source(text: str) -> tuple[str, str]:
             f"--seldon-consumer-keys: expected secret/NAME or configmap/NAME, got {text!r}"
         )
     return kind.lower(), name
+
+
+class ResourceOptions(TypedDict, total=False):
+    """The keywords `SeldonCluster.resource` takes beside the kind and name."""
+
+    namespace: str | None
+    timeout: float | None
+    headers: Mapping[str, str] | None
+    grpc: bool
 
 
 class SeldonCluster:
@@ -82,29 +94,26 @@ class SeldonCluster:
         """A Core 1 SeldonDeployment as an endpoint, once its status.state is Available."""
         return self.resource("sdep", name, namespace=namespace, timeout=timeout)
 
-    def model(
-        self, name: str, namespace: str | None = None, timeout: float | None = None
-    ) -> SeldonEndpoint:
-        """A Core 2 Model as an endpoint (through the mesh), once its Ready condition is True."""
-        return self.resource("model", name, namespace=namespace, timeout=timeout)
+    def model(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
+        """A Core 2 Model as an endpoint (through the mesh), once its Ready condition is True;
+        ``grpc=True`` reaches it over the mesh's gRPC (Pipelines and Experiments too)."""
+        return self.resource("model", name, **options)
 
-    def pipeline(
-        self, name: str, namespace: str | None = None, timeout: float | None = None
-    ) -> SeldonEndpoint:
+    def pipeline(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
         """A Core 2 Pipeline as an endpoint (``/v2/pipelines/NAME/infer``), once Ready."""
-        return self.resource("pipeline", name, namespace=namespace, timeout=timeout)
+        return self.resource("pipeline", name, **options)
 
-    def experiment(
-        self, name: str, namespace: str | None = None, timeout: float | None = None
-    ) -> SeldonEndpoint:
+    def experiment(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
         """A Core 2 Experiment as an endpoint, once its Ready condition is True."""
-        return self.resource("experiment", name, namespace=namespace, timeout=timeout)
+        return self.resource("experiment", name, **options)
 
-    def endpoint_for(self, target: str, timeout: float | None = None) -> SeldonEndpoint:
+    def endpoint_for(
+        self, target: str, timeout: float | None = None, *, grpc: bool = False
+    ) -> SeldonEndpoint:
         """What ``--seldon-deployment`` names: ``NAME``, ``sdep/NAME``, ``model/NAME``,
         ``pipeline/NAME`` or ``experiment/NAME``."""
         kind, name = parse_target(target)
-        return self.resource(kind, name, timeout=timeout)
+        return self.resource(kind, name, timeout=timeout, grpc=grpc)
 
     def resource(
         self,
@@ -114,8 +123,10 @@ class SeldonCluster:
         namespace: str | None = None,
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        grpc: bool = False,
     ) -> SeldonEndpoint:
-        """Any registered kind as an endpoint once ready; `headers` go with every request."""
+        """Any registered kind as an endpoint once ready; `headers` go with every request;
+        `grpc` reaches it over gRPC (Core 2 kinds, through the mesh's gRPC)."""
         resource_kind = get(kind)
         resource = resource_kind.wait_ready(
             self.connection,
@@ -125,6 +136,8 @@ class SeldonCluster:
             poll_interval=self.poll_interval,
         )
         endpoint, in_cluster = resource_kind.endpoint(resource, self)
+        if grpc:
+            endpoint, in_cluster = resource_kind.grpc_endpoint(endpoint, in_cluster)
         if headers or endpoint.headers:
             merged = without_route_pins({**endpoint.headers, **(headers or {})})
             endpoint = replace(endpoint, headers=merged)
@@ -179,15 +192,9 @@ class SeldonCluster:
     def _create(self, item: ManifestObject) -> None:
         kind, resource = item.kind, item.resource
         try:
-            call(
-                self.connection,
-                f"{item.where}: creating {resource.ref}",
-                self.connection.custom.create_namespaced_custom_object,
-                kind.group,
-                kind.version,
-                resource.namespace,
-                kind.plural,
-                dict(resource.body),
+            what = f"{item.where}: creating {resource.ref}"
+            kind.objects(
+                self.connection, "create", resource.namespace, dict(resource.body), what=what
             )
         except ApiError as exc:
             if exc.status == 409:
@@ -206,15 +213,9 @@ class SeldonCluster:
         for item in reversed(applied):
             kind, resource = item.kind, item.resource
             try:
-                call(
-                    self.connection,
-                    f"deleting {resource.ref}",
-                    self.connection.custom.delete_namespaced_custom_object,
-                    kind.group,
-                    kind.version,
-                    resource.namespace,
-                    kind.plural,
-                    resource.name,
+                what = f"deleting {resource.ref}"
+                kind.objects(
+                    self.connection, "delete", resource.namespace, resource.name, what=what
                 )
             except ApiError as exc:
                 if exc.status != 404:

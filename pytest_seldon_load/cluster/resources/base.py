@@ -122,19 +122,31 @@ class ResourceKind(ABC):
     def endpoint(self, resource: Resource, reach: Reach) -> tuple[SeldonEndpoint, str]:
         """The endpoint reaching `resource` from here, and where a pod in the cluster reaches it."""
 
+    def grpc_endpoint(
+        self, endpoint: SeldonEndpoint, in_cluster: str
+    ) -> tuple[SeldonEndpoint, str]:
+        """`endpoint` (and its in-cluster URL) over gRPC, for a kind whose server speaks it."""
+        raise ClusterError(
+            f"{endpoint.name or self.kind}: gRPC reaches Core 2 Models, Pipelines and "
+            f"Experiments (through the mesh); a {self.kind} is reached over HTTP"
+        )
+
     # --- reading and waiting, shared by every kind ----------------------------------------
+    def objects(
+        self, connection: KubeConnection, verb: str, namespace: str, *args: Any, what: str
+    ) -> Any:
+        """The custom-objects API's `verb` (get, list, create, delete) on this kind's objects
+        in `namespace`; `args` follow the plural (a name, a body); errors name `what`."""
+        method = getattr(connection.custom, f"{verb}_namespaced_custom_object")
+        return call(
+            connection, what, method, self.group, self.version, namespace, self.plural, *args
+        )
+
     def read(self, connection: KubeConnection, namespace: str, name: str) -> Resource:
         """The object now; a missing one fails at once, naming kind, name, namespace."""
         try:
-            body = call(
-                connection,
-                f"reading {self.kind} {namespace}/{name}",
-                connection.custom.get_namespaced_custom_object,
-                self.group,
-                self.version,
-                namespace,
-                self.plural,
-                name,
+            body = self.objects(
+                connection, "get", namespace, name, what=f"reading {self.kind} {namespace}/{name}"
             )
         except ApiError as exc:
             if exc.status != 404:
@@ -155,14 +167,8 @@ class ResourceKind(ABC):
 
     def list_names(self, connection: KubeConnection, namespace: str) -> list[str]:
         try:
-            listing = call(
-                connection,
-                f"listing {self.plural} in {namespace}",
-                connection.custom.list_namespaced_custom_object,
-                self.group,
-                self.version,
-                namespace,
-                self.plural,
+            listing = self.objects(
+                connection, "list", namespace, what=f"listing {self.plural} in {namespace}"
             )
         except ApiError:
             return []

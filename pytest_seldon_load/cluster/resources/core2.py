@@ -9,14 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from ...endpoint import SeldonEndpoint
+from ...redact import redact_url
 from ...replay import NEVER_REPLAYED
+from ..kube import ClusterError
 from .base import Reach, Resource, ResourceKind
 
 GROUP = "mlops.seldon.io"
 VERSION = "v1alpha1"
 ROUTE_HEADER = "Seldon-Model"
+
+
+def grpc_url(url: str, what: str) -> str:
+    """The mesh's HTTP URL as a gRPC target: http → grpc://, https → grpcs://, the port
+    spelled out (gRPC has no default port); a URL with a path cannot carry gRPC."""
+    parts = urlsplit(url)
+    scheme = {"http": "grpc", "https": "grpcs"}.get(parts.scheme)
+    if scheme is None or parts.path.strip("/") or not parts.hostname:
+        raise ClusterError(
+            f"{what}: gRPC needs the mesh at a bare http(s)://HOST[:PORT], got {redact_url(url)}"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}:{port}"
 
 
 def without_route_pins(headers: Mapping[str, str]) -> dict[str, str]:
@@ -64,6 +81,20 @@ class Core2Kind(ResourceKind):
 
     def infer_path(self, resource: Resource) -> str:
         return f"/v2/models/{self.infer_model(resource)}/infer"
+
+    def grpc_endpoint(
+        self, endpoint: SeldonEndpoint, in_cluster: str
+    ) -> tuple[SeldonEndpoint, str]:
+        """The mesh serves gRPC on its HTTP port and routes it by the same header (as
+        ``seldon-model`` metadata); the model name in the call is the resource's."""
+        over_grpc = SeldonEndpoint(
+            grpc_url(endpoint.base_url, endpoint.name),
+            protocol="grpc",
+            model=endpoint.model,
+            headers=endpoint.headers,
+            name=endpoint.name,
+        )
+        return over_grpc, grpc_url(in_cluster, endpoint.name)
 
     def endpoint(self, resource: Resource, reach: Reach) -> tuple[SeldonEndpoint, str]:
         endpoint = SeldonEndpoint(
