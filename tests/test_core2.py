@@ -21,8 +21,11 @@ from pytest_seldon_load.cluster.loopback import LoopbackTransport
 from pytest_seldon_load.cluster.manifest import ManifestError
 from pytest_seldon_load.cluster.resources import UnknownKind, get, parse_target
 from pytest_seldon_load.cluster.resources.base import ResourceNotReady
+from pytest_seldon_load.cluster.resources.core2 import grpc_url
 from pytest_seldon_load.cluster.seldon_cluster import SeldonCluster
+from pytest_seldon_load.endpoint import SeldonEndpoint
 from pytest_seldon_load.engine import run_load
+from pytest_seldon_load.generate import write_prediction_replay
 from pytest_seldon_load.protocols import v2_request
 from pytest_seldon_load.replay import ReplayRequest, write_replay
 
@@ -46,7 +49,8 @@ def mlserver(seldon_local_server):
 
 @pytest.fixture(scope="module")
 def mesh(emulator, mlserver):
-    return emulator.start_mesh(mlserver.base_url, mlserver.model)
+    """HTTP and gRPC on one port, as Core 2's Envoy serves them."""
+    return emulator.start_mesh(mlserver.base_url, mlserver.model, grpc_upstream=mlserver.grpc_url)
 
 
 @pytest.fixture
@@ -130,6 +134,103 @@ def test_without_an_ingress_the_mesh_service_is_port_forwarded(
     assert cluster.in_cluster_url(endpoint) == (
         f"http://seldon-mesh.{namespace}.svc.cluster.local:80"
     )
+
+
+# --- gRPC through the mesh ------------------------------------------------------------
+IRIS_FEATURES = [
+    {"name": name, "type": "numeric", "min": 0.1, "max": 7.9}
+    for name in ("sepal_length", "sepal_width", "petal_length", "petal_width")
+]
+MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
+def short_grpc_load(endpoint, tmp_path):
+    """1.5 s at 30 req/s of gRPC iris predictions named for the endpoint's model."""
+    replay = write_prediction_replay(
+        tmp_path / f"{endpoint.model}-grpc.replay",
+        protocol="grpc",
+        features=IRIS_FEATURES,
+        num=30,
+        model=endpoint.model,
+    )
+    return run_load(endpoint, replay, rate=30, duration=1.5)
+
+
+def test_models_pipelines_and_experiments_answer_grpc_through_the_mesh(
+    emulator, mesh, via_ingress, namespace, tmp_path
+):
+    emulator.create_core2("Model", "iris", namespace)
+    emulator.create_core2("Pipeline", "iris-pipeline", namespace)
+    emulator.create_core2("Experiment", "iris-split", namespace)
+    model = via_ingress.model("iris", grpc=True)
+    pipeline = via_ingress.pipeline("iris-pipeline", grpc=True)
+    experiment = via_ingress.experiment("iris-split", grpc=True)
+    for endpoint in (model, pipeline, experiment):
+        assert endpoint.protocol == "grpc"
+        assert endpoint.base_url == f"grpc://127.0.0.1:{mesh.port}"
+    assert (pipeline.model, experiment.model) == ("iris-pipeline", "iris")  # the call's name
+    assert dict(pipeline.headers) == {"Seldon-Model": "iris-pipeline.pipeline"}
+    before = mesh.seen.copy()
+    for endpoint in (model, pipeline, experiment):
+        assert_clean(short_grpc_load(endpoint, tmp_path))
+    arrived = mesh.seen - before
+    for route in ("iris", "iris-pipeline.pipeline", "iris-split.experiment"):
+        assert arrived[(route, MODEL_INFER)] >= 30, arrived
+    assert via_ingress.in_cluster_url(model) == f"grpc://127.0.0.1:{mesh.port}"
+
+
+def test_grpc_without_an_ingress_rides_the_mesh_port_forward(
+    emulator, mesh, cluster, namespace, tmp_path
+):
+    emulator.create_mesh_service(namespace)
+    emulator.create_core2("Model", "iris", namespace)
+    endpoint = cluster.endpoint_for("model/iris", grpc=True)
+    assert endpoint.base_url.startswith("grpc://127.0.0.1:")
+    assert endpoint.base_url != f"grpc://127.0.0.1:{mesh.port}"  # the forward's own port
+    assert_clean(short_grpc_load(endpoint, tmp_path))
+    assert (
+        cluster.in_cluster_url(endpoint) == f"grpc://seldon-mesh.{namespace}.svc.cluster.local:80"
+    )
+
+
+def test_a_route_the_mesh_does_not_know_fails_every_grpc_call(
+    emulator, mesh, via_ingress, namespace, tmp_path
+):
+    emulator.create_core2("Model", "iris", namespace)
+    endpoint = via_ingress.model("iris", grpc=True)
+    stray = SeldonEndpoint(
+        endpoint.base_url, protocol="grpc", model="iris", headers={"Seldon-Model": "nope"}
+    )
+    result = short_grpc_load(stray, tmp_path)
+    assert result.ok == 0 and result.errors == result.requests >= 30
+    assert set(result.status_codes) == {5}  # NOT_FOUND, as the stand-in answers
+
+
+def test_a_seldon_deployment_is_not_offered_over_grpc():
+    deployment = SeldonEndpoint("http://127.0.0.1:9000", name="SeldonDeployment ns/iris")
+    with pytest.raises(ClusterError, match=r"SeldonDeployment ns/iris: gRPC reaches Core 2"):
+        get("sdep").grpc_endpoint(deployment, "http://iris.ns.svc:8000")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://mesh.example:8080", "grpc://mesh.example:8080"),
+        ("http://10.0.0.5", "grpc://10.0.0.5:80"),
+        ("https://mesh.example", "grpcs://mesh.example:443"),
+        ("http://[::1]:9000/", "grpc://[::1]:9000"),
+    ],
+)
+def test_the_mesh_url_becomes_a_grpc_target(url, expected):
+    assert grpc_url(url, "Model ns/iris") == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["http://ingress.example/seldon/mesh", "ftp://mesh.example", "http://user:tok@/"]
+)
+def test_a_mesh_url_grpc_cannot_use_is_named(url):
+    with pytest.raises(ClusterError, match=r"^Model ns/iris: gRPC needs the mesh at a bare"):
+        grpc_url(url, "Model ns/iris")
 
 
 def test_a_renamed_mesh_service_is_used(emulator, mesh, kubeconfig, namespace):
@@ -441,6 +542,36 @@ def test_the_pipeline_holds(seldon_endpoint, replay_file, load_run):
         "--load-allow-lag",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_seldon_protocol_grpc_takes_a_core2_model_over_the_mesh_grpc(
+    pytester, emulator, mesh, kubeconfig, namespace
+):
+    emulator.create_core2("Model", "iris", namespace)
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        test_core2_grpc="""
+import pytest
+
+@pytest.mark.load(rate=25, duration="1500ms")
+def test_the_model_holds_over_grpc(seldon_endpoint, replay_file, load_run):
+    assert seldon_endpoint.protocol == "grpc", seldon_endpoint
+    assert seldon_endpoint.base_url.startswith("grpc://127.0.0.1:")
+    result = load_run(seldon_endpoint, replay_file.prediction(seldon_endpoint, num=30))
+    assert result.ok >= 30 and result.errors == 0, result.status_codes
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--seldon-kubeconfig={kubeconfig}",
+        f"--seldon-ingress={mesh.url}",
+        "--seldon-deployment=model/iris",
+        "--seldon-protocol=grpc",
+        "--load-allow-lag",
+    )
+    result.assert_outcomes(passed=1)
+    assert mesh.seen[("iris", MODEL_INFER)] >= 30
 
 
 def test_an_unknown_kind_is_a_usage_error_listing_the_kinds(pytester):

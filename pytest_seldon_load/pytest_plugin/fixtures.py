@@ -139,7 +139,8 @@ def seldon_endpoint(request: pytest.FixtureRequest, pytestconfig: pytest.Config)
     url = pytestconfig.getoption("seldon_url")
     deployment = pytestconfig.getoption("seldon_deployment", default=None)
     if not url and deployment:
-        endpoint = request.getfixturevalue("seldon_cluster").endpoint_for(deployment)
+        grpc = pytestconfig.getoption("seldon_protocol", default="v2") == "grpc"
+        endpoint = request.getfixturevalue("seldon_cluster").endpoint_for(deployment, grpc=grpc)
         token = secured_ingress(pytestconfig).headers
         return dataclasses.replace(endpoint, headers={**endpoint.headers, **token})
     if url:

@@ -57,8 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=PROTOCOLS,
         help="protocol of --seldon-url: v2 (Open Inference), v1 (Seldon Core), "
         "legacy (seldon-server JS API) or grpc (Open Inference over gRPC, with "
-        "--seldon-url grpc://HOST:PORT; without a URL, the local server's gRPC port). "
-        "Default: v2",
+        "--seldon-url grpc://HOST:PORT; with --seldon-deployment model/NAME, pipeline/ or "
+        "experiment/, through the Core 2 mesh's gRPC; with neither, the local server's gRPC "
+        "port). Default: v2",
     )
     add_option(
         target,

@@ -388,10 +388,13 @@ class EmulatedKubernetes:
         thread.start()
         return thread
 
-    def start_mesh(self, upstream: str, model: str = "iris") -> StandInMesh:
-        """The stand-in mesh, forwarding routed requests to `upstream`'s `model`."""
+    def start_mesh(
+        self, upstream: str, model: str = "iris", grpc_upstream: str | None = None
+    ) -> StandInMesh:
+        """The stand-in mesh, forwarding routed requests to `upstream`'s `model` (and gRPC
+        calls to `grpc_upstream`, when given, on the same port)."""
         if self.mesh is None:
-            self.mesh = StandInMesh(upstream, model).start()
+            self.mesh = StandInMesh(upstream, model, grpc_upstream).start()
             self._sync_routes()
         return self.mesh
 
