@@ -12,23 +12,22 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..assertions import describe_run, parse_error_rate
-from ..atomic import atomic_write_text, check_output_path
+from ..atomic import atomic_write_text
 from ..durations import duration_option, number_option
-from ..endpoint import PROTOCOLS, SeldonEndpoint, parse_header
 from ..engine import ActiveRun, Companion
 from ..engines import ENGINES, EngineContext, EngineError
 from ..interrupts import RunInterrupted
 from ..pacer import ARRIVALS
 from ..plan import EngineSettings, PlanError, RunPlan
-from ..redact import SECRET_HEADERS, redact_url
-from ..replay import ReplayError, ReplayFile
+from ..redact import redact_url
+from ..replay import ReplayError
 from ..result import LoadResult
 from .abort import WINDOW_S, ErrorRateAbort
 from .arguments import CommandError, hide_keys, seed, wrap
+from .target import add_target_arguments, check_out, target_endpoint, target_replay
 from .thresholds import judge, threshold
 
 if TYPE_CHECKING:
@@ -49,13 +48,6 @@ while it runs, --admin-port serves Iago's admin paths (Ostrich's shape and metri
   curl http://127.0.0.1:9994/shutdown.json  end the run now (the result is kept)
 latency in client/request_latency_ms is measured from the intended send time.
 """
-
-
-def _header(text: str) -> tuple[str, str]:
-    try:
-        return parse_header(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _abort_rate(text: str) -> float:
@@ -81,13 +73,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--url",
-        required=True,
-        metavar="URL",
-        help="base URL of the server (may carry a route prefix)",
-    )
-    parser.add_argument("--replay", required=True, metavar="FILE", help="the replay file")
+    add_target_arguments(parser)
     parser.add_argument(
         "--rate",
         required=True,
@@ -130,36 +116,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         default=None,
         metavar="R",
         help="rate at the start of the ramp (slow-start-poisson: 1)",
-    )
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default="v2",
-        help="how requests travel and responses are judged: v2, v1, legacy, or grpc (with "
-        "--url grpc://HOST:PORT) (default: v2)",
-    )
-    parser.add_argument("--model", default="iris", help="model name (v2; default: iris)")
-    parser.add_argument(
-        "--header",
-        type=_header,
-        action="append",
-        default=[],
-        metavar="NAME:VALUE",
-        help="a header for every request (gRPC: metadata) (repeatable)",
-    )
-    parser.add_argument(
-        "--connections",
-        type=number_option(whole=True),
-        default=64,
-        metavar="N",
-        help="keep-alive connections, also the in-flight bound (default: 64)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=duration_option(),
-        default=10.0,
-        metavar="D",
-        help="per-request timeout (default: 10s)",
     )
     parser.add_argument(
         "--seed",
@@ -278,18 +234,8 @@ def _summary(result: LoadResult, heading: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one load; exit 0 when it ran and every --threshold held; 1 when a threshold broke,
     no request succeeded or --abort-on-error-rate stopped it; 130 on Ctrl-C or SIGTERM."""
-    headers = dict(args.header)
-    if args.out:
-        try:  # before the run: a bad --out fails now, not after an hour of load
-            check_output_path(args.out, "--out")
-        except OSError as exc:
-            raise CommandError(str(exc)) from None
-    try:
-        endpoint = SeldonEndpoint(
-            args.url, protocol=args.protocol, model=args.model, headers=headers, name="--url"
-        )
-    except ValueError as exc:
-        raise CommandError(f"--url: {exc}") from None
+    check_out(args.out)
+    endpoint = target_endpoint(args)
     try:
         plan = RunPlan(
             rate=args.rate,
@@ -325,20 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"{flag} follows one process's run; it cannot be used with --processes "
                     f"{plan.processes}"
                 )
-    replay = ReplayFile(Path(args.replay))
-    if not replay.path.exists():
-        raise CommandError(f"--replay: no such file {args.replay}")
-    if not replay.path.is_file():
-        kind = "a directory" if replay.path.is_dir() else "not a regular file"
-        raise CommandError(f"--replay: {args.replay} is {kind}; give a replay file")
-    try:
-        first = next(iter(replay), None)
-    except ReplayError as exc:
-        raise CommandError(f"--replay: {exc}") from None
-    if first is None:
-        raise CommandError(f"--replay: {args.replay} holds no requests")
-    if any(name.lower() in SECRET_HEADERS for name in headers):
-        print("note: secret headers are sent but never shown", file=sys.stderr)
+    replay = target_replay(args)
     admin = None
     if args.admin_port is not None:
         from ..admin_port import AdminPort
