@@ -14,12 +14,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import compare, replay, report, run
+from . import capacity, compare, replay, report, run
 from .arguments import PROG, CommandError, Parser, hide_keys
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     replay.add_command,
     run.add_command,
+    capacity.add_command,
     compare.add_command,
     report.add_command,
 ]

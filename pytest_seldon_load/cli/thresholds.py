@@ -1,4 +1,4 @@
-"""Pass/fail thresholds for ``seldon-load run``, written as k6 writes them.
+"""Pass/fail thresholds for ``seldon-load run`` (and capacity budgets), written as k6 writes them.
 
 ``p99<50ms``, ``p(99.9)<200ms``, ``max<1s``, ``error_rate<0.01``, ``throughput>100``. Each
 is judged by the same budget function a pytest load test uses (`assertions.budget_checks`),
@@ -22,6 +22,8 @@ _THRESHOLD = re.compile(r"^\s*([a-z_]+(?:\([0-9.]+\))?|p[0-9.]+)\s*(<=|>=|<|>)\s
 class Threshold:
     text: str
     check: Callable[..., object]
+    budget: tuple[str, str]
+    """As a marker's budgets write it: (``p99``, ``50ms``)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def threshold(text: str) -> Threshold:
         [check] = budget_checks({metric: value})
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-    return Threshold(text.strip(), check)
+    return Threshold(text.strip(), check, (metric, value))
 
 
 def judge(result: LoadResult, thresholds: list[Threshold], *, allow_lag: bool) -> list[Verdict]:
