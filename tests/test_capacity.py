@@ -4,7 +4,10 @@ capacity on 127.0.0.1 found within one step."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from recorded import recorded_run
@@ -20,6 +23,7 @@ from pytest_seldon_load import (
     write_replay,
 )
 from pytest_seldon_load.capacity import CapacitySearch, Stage, judge_capacity
+from pytest_seldon_load.cli import main
 from pytest_seldon_load.engines import EngineRegistry
 from pytest_seldon_load.plan import RunPlan
 from pytest_seldon_load.protocols import v2_request
@@ -335,8 +339,9 @@ def test_short_of_the_mark(record_capacity, replay_file):
 """
 
 
-def test_a_session_reports_its_searches_in_the_summary_and_the_html(pytester):
+def test_a_session_reports_its_searches_in_the_summary_and_the_html(pytester, monkeypatch):
     pytest.importorskip("xdist")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "step-summary.md"))
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     (pytester.path / "modelled_engine.py").write_text(MODELLED_ENGINE)
     pytester.makeconftest(
@@ -351,7 +356,10 @@ def pytest_seldon_load_engines(config, registry):
     )
     pytester.makepyfile(test_searching=SEARCHING_TESTS)
     # One xdist worker: the searches travel to the controller on the reports, as with many.
-    result = pytester.runpytest("-p", "no:cacheprovider", "-n", "1", "--load-html=report.html")
+    result = pytester.runpytest(
+        *("-p", "no:cacheprovider", "-n", "1", "--load-html=report.html"),
+        *("--load-json=results.json", "--junitxml=junit.xml"),
+    )
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str()
     assert "BudgetExceeded: capacity" in output and "under the required 400/s" in output
@@ -364,6 +372,19 @@ def pytest_seldon_load_engines(config, registry):
     assert "capacity search: test_search" in page and "offered rate" in page
     assert "p99 budget 50.0ms" in page
     assert "No load runs in this session." not in page  # the searches are what it holds
+    # the JSON keeps them, and the report command draws them again from it
+    saved = json.loads((pytester.path / "results.json").read_text())
+    assert sorted(c["label"] for c in saved["capacities"]) == ["by hand", "test_search"]
+    assert main(["report", str(pytester.path / "results.json"), "-o", "again.html"]) == 0
+    assert Path("again.html").read_text().count('class="chart capacity"') == 2
+    # JUnit carries the rate found; the step summary has a row per search
+    junit = ElementTree.parse(pytester.path / "junit.xml").getroot()
+    found = {
+        p.get("name"): p.get("value") for p in junit.iter("property") if "capacity" in p.get("name")
+    }
+    assert float(found["load_capacity_rate"]) > 0 and found["load_capacity_stopped"]
+    summary_md = (pytester.path / "step-summary.md").read_text()
+    assert "### capacity" in summary_md and "| by hand |" in summary_md
 
 
 def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):

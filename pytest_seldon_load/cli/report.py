@@ -62,6 +62,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         created=saved.created,
         machine=saved.machine,
         commit=saved.commit,
+        capacities=saved.capacities,
     )
     try:
         path = write_report(args.output, page)
@@ -70,5 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"--output: cannot write {args.output} ({exc.strerror or exc})"
         ) from None
     shown = f", {len(overlays)} with their baseline" if overlays else ""
+    if saved.capacities:
+        shown += f", {len(saved.capacities)} capacity searches"
     print(f"wrote {hide_keys(str(path))}: {len(saved.runs)} runs{shown}")
     return 0

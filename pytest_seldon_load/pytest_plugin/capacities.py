@@ -15,6 +15,7 @@ import pytest
 
 from ..engines import EngineContext
 from ..redact import redact_text
+from ..report.junit import capacity_properties
 from .fixtures import engine_registry
 
 if TYPE_CHECKING:  # the search and its numbers load when a test first asks for them
@@ -79,6 +80,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         for entry in entries:
             entry["label"] = redact_text(entry["label"])
         setattr(report, REPORT_ATTRIBUTE, json.dumps(entries))
+        report.user_properties.extend(capacity_properties(entries))
     return report
 
 

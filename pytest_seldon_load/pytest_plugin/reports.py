@@ -420,12 +420,19 @@ class Reporting:
             self._write(
                 "JSON report",
                 lambda: write_session_json(
-                    self.json_path, session_document(runs, machine, commit, now_iso())
+                    self.json_path,
+                    session_document(
+                        runs, machine, commit, now_iso(), session_capacities(self.config)
+                    ),
                 ),
             )
         if self.html_path:
             self._write("HTML report", lambda: self._write_html(runs, machine, commit))
-        self._write("GitHub step summary", lambda: append_step_summary(runs), quiet=True)
+        self._write(
+            "GitHub step summary",
+            lambda: append_step_summary(runs, capacities=session_capacities(self.config)),
+            quiet=True,
+        )
         if self.failed_writes and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -59,8 +59,11 @@ def comparisons(run: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:
-    """The markdown: one row per run, then one row per comparison with a baseline."""
+def step_summary(
+    runs: Sequence[Mapping[str, Any]], capacities: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """The markdown: one row per run, one per comparison with a baseline, and one per
+    capacity search."""
     lines = [
         "## seldon-load results",
         "",
@@ -94,7 +97,31 @@ def step_summary(runs: Sequence[Mapping[str, Any]]) -> str:
                 f"| {_cell(_detectable(c))} "
                 f"| {_cell(_comparison_verdict(c.get('verdict', '')))} |"
             )
+    if capacities:
+        lines += _capacity_rows(capacities)
     return "\n".join(lines) + "\n"
+
+
+def _capacity_rows(capacities: Sequence[Mapping[str, Any]]) -> list[str]:
+    from ..capacity import Capacity
+
+    lines = [
+        "",
+        "### capacity",
+        "",
+        "| test | capacity | broken at | stages | what it found |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for data in capacities:
+        found = Capacity.from_dict(data)
+        name = found.label or str(data.get("nodeid", "?"))
+        rate = "none" if found.rate is None else f"{found.rate:g}/s"
+        broken = "—" if found.first_bad is None else f"{found.first_bad:g}/s"
+        lines.append(
+            f"| {_cell(_short(name))} | {rate} | {broken} | {len(found.stages)} "
+            f"| {_cell(found.describe())} |"
+        )
+    return lines
 
 
 def _value(comparison: Mapping[str, Any], side: str) -> str:
@@ -142,14 +169,16 @@ def _comparison_verdict(word: str) -> str:
 
 
 def append_step_summary(
-    runs: Sequence[Mapping[str, Any]], environ: Mapping[str, str] | None = None
+    runs: Sequence[Mapping[str, Any]],
+    environ: Mapping[str, str] | None = None,
+    capacities: Sequence[Mapping[str, Any]] = (),
 ) -> Path | None:
-    """Append the table when running in GitHub Actions; None when not (or nothing to show)."""
+    """Append the tables when running in GitHub Actions; None when not (or nothing to show)."""
     environ = os.environ if environ is None else environ
     target = environ.get(ENVIRONMENT_VARIABLE)
-    if not target or not runs:
+    if not target or not (runs or capacities):
         return None
     path = Path(target)
     with path.open("a", encoding="utf-8") as handle:
-        handle.write(step_summary(runs) + "\n")
+        handle.write(step_summary(runs, capacities) + "\n")
     return path

@@ -27,14 +27,20 @@ def session_document(
     machine: Mapping[str, Any],
     commit: Mapping[str, Any],
     created: str,
+    capacities: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    return {
+    """The file: its runs, and the session's capacity searches (`Capacity.to_dict()` plus
+    ``nodeid``) when it made any."""
+    document = {
         "schema": SCHEMA,
         "created": created,
         "machine": dict(machine),
         "commit": dict(commit),
         "runs": [dict(run) for run in runs],
     }
+    if capacities:
+        document["capacities"] = [dict(search) for search in capacities]
+    return document
 
 
 def write_session_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
@@ -55,6 +61,8 @@ class SavedRuns:
     created: str = ""
     damaged: dict[str, str] = field(default_factory=dict)
     """Runs that cannot be used, by key, with the field at fault; the others can."""
+    capacities: list[dict[str, Any]] = field(default_factory=list)
+    """A session's capacity searches, each readable by `Capacity.from_dict`."""
 
     def result(self, key: str) -> LoadResult:
         """The run `key` as a LoadResult, checked down to its per-second histograms;
@@ -143,6 +151,7 @@ def _from_session(data: dict[str, Any], source: str) -> SavedRuns:
     saved = SavedRuns(
         source, "session", {}, tables["machine"], tables["commit"], str(data.get("created", ""))
     )
+    saved.capacities = _capacities(data.get("capacities", []), source)
     for index, run in enumerate(runs):
         if not isinstance(run, dict):
             raise SavedRunsError(f"{source}: runs[{index}] must be an object")
@@ -162,3 +171,19 @@ def _from_session(data: dict[str, Any], source: str) -> SavedRuns:
         except (ValueError, RecursionError) as exc:
             saved.damaged[key] = f"runs[{index}] ({key!r}): {exc}"
     return saved
+
+
+def _capacities(searches: Any, source: str) -> list[dict[str, Any]]:
+    """The session's capacity searches, each checked as `Capacity.from_dict` reads it."""
+    from ..capacity import Capacity
+
+    if not isinstance(searches, list):
+        raise SavedRunsError(
+            f"{source}: 'capacities' must be a list, got {type(searches).__name__}"
+        )
+    for index, search in enumerate(searches):
+        try:
+            Capacity.from_dict(search)
+        except ValueError as exc:
+            raise SavedRunsError(f"{source}: capacities[{index}]: {exc}") from None
+    return [dict(search) for search in searches]

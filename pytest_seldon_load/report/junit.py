@@ -59,6 +59,18 @@ def junit_properties(entries: Sequence[dict[str, Any]]) -> list[tuple[str, objec
     return properties
 
 
+def capacity_properties(searches: Sequence[dict[str, Any]]) -> list[tuple[str, object]]:
+    """(name, value) pairs for a test's capacity searches: the rate found ("" when none held),
+    the first rate that broke a budget ("" when none did), and why the search ended."""
+    properties: list[tuple[str, object]] = []
+    for index, search in enumerate(searches, 1):
+        prefix = "load_capacity_" if len(searches) == 1 else f"load_capacity[{index}]_"
+        for name, field in (("rate", "rate"), ("broken_at", "first_bad"), ("stopped", "stopped")):
+            value = search.get(field)
+            properties.append((f"{prefix}{name}", "" if value is None else value))
+    return properties
+
+
 def _budget_name(judgement: Judgement) -> str:
     """p99, p99.9, error_rate, throughput: what the budget bounds."""
     if judgement.kind == "percentile" and judgement.quantile is not None:
