@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 import textwrap
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 from ..durations import number_option
 from ..redact import redact_text
@@ -28,6 +28,20 @@ class Parser(argparse.ArgumentParser):
 
 def wrap(text: str) -> str:
     return textwrap.fill(text, width=88, break_on_hyphens=False)
+
+
+def command_parser(
+    commands: argparse._SubParsersAction, name: str, summary: str, about: str, examples: str = ""
+) -> argparse.ArgumentParser:
+    """A (sub)command: `summary` is its line in the list of commands, `about` its description
+    (wrapped here), `examples` the text after the options, kept as written."""
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=wrap(about),
+        epilog=examples or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def whole(least: int) -> Callable[[str], float]:
@@ -57,3 +71,21 @@ percent = number_option(allow_zero=True, at_most=100.0)
 
 def hide_keys(text: str) -> str:
     return _ANY_CONSUMER_KEY.sub(r"\1***", redact_text(text))
+
+
+OptionSpec = tuple[str, Callable[[str], Any], Any, str]
+"""metavar, type, default and help of one option of an option table."""
+
+
+def add_options(parser: argparse.ArgumentParser, table: Mapping[str, OptionSpec]) -> None:
+    """Declare each `keyword: (metavar, type, default, help)` of `table` as --keyword (with
+    dashes for underscores): options that pass straight through to the keyword of the same
+    name (a RunPlan field, a find_capacity argument)."""
+    for keyword, (metavar, kind, default, text) in table.items():
+        flag = "--" + keyword.replace("_", "-")
+        parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=text)
+
+
+def option_values(args: argparse.Namespace, table: Mapping[str, OptionSpec]) -> dict[str, Any]:
+    """The parsed values of `table`'s options, by keyword."""
+    return {keyword: getattr(args, keyword) for keyword in table}

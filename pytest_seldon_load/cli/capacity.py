@@ -15,13 +15,30 @@ from ..atomic import atomic_write_text
 from ..capacity import Capacity, Stage, find_capacity, judge_capacity
 from ..durations import duration_option, number_option
 from ..interrupts import RunInterrupted
-from ..pacer import ARRIVALS
 from ..plan import EngineSettings, PlanError
-from .arguments import CommandError, hide_keys, seed, wrap
-from .target import add_target_arguments, check_out, target_endpoint, target_replay
+from . import target
+from .arguments import (
+    CommandError,
+    OptionSpec,
+    add_options,
+    command_parser,
+    hide_keys,
+    option_values,
+)
 from .thresholds import threshold
 
 DEFAULT_BUDGET = "p99<50ms"
+SEARCH_OPTIONS: dict[str, OptionSpec] = {
+    # find_capacity's keyword: metavar, type, default, help; the option is --max-stages &c.
+    "start": ("R", number_option(), None, "the first stage's rate (default: --max-rate/64)"),
+    "growth": ("X", number_option(), 2.0, "times X each stage while budgets hold (default: 2)"),
+    "step": ("R", number_option(), None, "instead of --growth, R req/s more each stage"),
+    "resolution": ("F", number_option(), 0.1, "halve the gap to F of the good rate (default 0.1)"),
+    "stage": ("D", duration_option(), 10.0, "measured length of each stage (default: 10s)"),
+    "warmup": ("D", duration_option(allow_zero=True), None, "not counted (default: --stage/5)"),
+    "max_stages": ("N", number_option(whole=True), 12, "the most stages run (default: 12)"),
+}
+"""The search's own options, passed to find_capacity by the same names."""
 
 _EXAMPLES = """\
 examples:
@@ -37,19 +54,19 @@ that one); 1 when none held, the search could not judge a stage, or --min-rate w
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     """``seldon-load capacity``."""
-    parser = commands.add_parser(
+    parser = command_parser(
+        commands,
         "capacity",
-        help="find the highest rate a server holds within its budgets",
-        description=wrap(
+        "find the highest rate a server holds within its budgets",
+        (
             "Run stages of open-loop load at rising rates until one breaks a budget, then "
             "halve the gap between the last good and the first bad rate to the resolution. "
             "Every stage is judged as a load test's budgets are; a stage the generator could "
             "not hold is run once more, then ends the search without a verdict."
         ),
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _EXAMPLES,
     )
-    add_target_arguments(parser)
+    target.add_target_arguments(parser)
     parser.add_argument(
         "--budget",
         type=threshold,
@@ -67,67 +84,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         metavar="R",
         help="the highest rate tried (req/s)",
     )
-    parser.add_argument(
-        "--start",
-        type=number_option(),
-        default=None,
-        metavar="R",
-        help="the first stage's rate (default: --max-rate / 64, at least 1)",
-    )
-    parser.add_argument(
-        "--growth",
-        type=number_option(),
-        default=2.0,
-        metavar="X",
-        help="each stage's rate times X while every budget holds (default: 2)",
-    )
-    parser.add_argument(
-        "--step",
-        type=number_option(),
-        default=None,
-        metavar="R",
-        help="instead of --growth, each stage R req/s above the last",
-    )
-    parser.add_argument(
-        "--resolution",
-        type=number_option(),
-        default=0.1,
-        metavar="F",
-        help="stop halving when the gap is within F of the last good rate (default: 0.1)",
-    )
-    parser.add_argument(
-        "--stage",
-        type=duration_option(),
-        default=10.0,
-        metavar="D",
-        help="measured length of each stage (default: 10s)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=duration_option(allow_zero=True),
-        default=None,
-        metavar="D",
-        help="sent but not counted, before each stage (default: a fifth of --stage)",
-    )
-    parser.add_argument(
-        "--max-stages",
-        type=number_option(whole=True),
-        default=12,
-        metavar="N",
-        help="the most stages run (default: 12)",
-    )
-    parser.add_argument(
-        "--arrival",
-        default="constant",
-        metavar="KIND",
-        help=f"arrival process: {', '.join(ARRIVALS)} (default: constant)",
-    )
-    parser.add_argument("--seed", type=seed, default=None, help="schedule seed of every stage")
-    parser.add_argument(
-        "--allow-lag",
-        action="store_true",
-        help="judge stages even when the generator fell behind its schedule",
-    )
+    add_options(parser, SEARCH_OPTIONS)
+    target.add_schedule_arguments(parser, judged="stages")
     parser.add_argument(
         "--min-rate",
         type=number_option(),
@@ -146,13 +104,14 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 def cmd_capacity(args: argparse.Namespace) -> int:
     """Search; print each stage as it ends, then the capacity; see _EXAMPLES for exit codes."""
-    check_out(args.out)
-    endpoint = target_endpoint(args)
-    replay = target_replay(args)
+    target.check_out(args.out)
+    endpoint = target.target_endpoint(args)
+    replay = target.target_replay(args)
     if args.start is not None and args.start > args.max_rate:
         raise CommandError(f"--start {args.start:g} is above --max-rate {args.max_rate:g}")
     budgets = dict(b.budget for b in args.budget) or dict([threshold(DEFAULT_BUDGET).budget])
-    start = args.start if args.start is not None else max(1.0, args.max_rate / 64)
+    search = option_values(args, SEARCH_OPTIONS)
+    start = search["start"] = args.start or max(1.0, args.max_rate / 64)
     print(
         f"searching up to {args.max_rate:g} req/s from {start:g} req/s, stages of "
         f"{args.stage:g}s, within {', '.join(b.text for b in args.budget) or DEFAULT_BUDGET}",
@@ -168,18 +127,12 @@ def cmd_capacity(args: argparse.Namespace) -> int:
             endpoint,
             replay,
             budgets,
-            start=start,
             max_rate=args.max_rate,
-            stage=args.stage,
-            warmup=args.warmup,
-            growth=args.growth,
-            step=args.step,
-            resolution=args.resolution,
-            max_stages=args.max_stages,
+            **search,
             allow_lag=args.allow_lag,
             arrival=args.arrival,
             seed=args.seed,
-            settings=EngineSettings(connections=args.connections, timeout=args.timeout),
+            settings=EngineSettings(**option_values(args, target.SETTINGS_OPTIONS)),
             label="seldon-load capacity",
             on_stage=stage_done,
         )

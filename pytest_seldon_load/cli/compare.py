@@ -22,7 +22,7 @@ from ..regression import (
     parse_tolerance,
 )
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
-from .arguments import CommandError, hide_keys, wrap
+from .arguments import CommandError, command_parser, hide_keys
 
 if TYPE_CHECKING:
     pass
@@ -73,16 +73,16 @@ def _confidence(text: str) -> float:
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     """``seldon-load compare BASELINE CURRENT``."""
-    parser = commands.add_parser(
+    parser = command_parser(
+        commands,
         "compare",
-        help="compare two saved results or baselines; exit code 1 on a regression",
-        description=wrap(
+        "compare two saved results or baselines; exit code 1 on a regression",
+        (
             "Compare the load runs of CURRENT with those of BASELINE, test by test, and say "
             "which got significantly worse by more than the tolerance. Each file may be a "
             "--load-json report, a baseline (.load-baselines/NAME.json) or one saved result."
         ),
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _EXAMPLES,
     )
     parser.add_argument("baseline", metavar="BASELINE", help="the reference runs")
     parser.add_argument("current", metavar="CURRENT", help="the runs to judge")

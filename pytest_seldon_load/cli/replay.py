@@ -22,7 +22,7 @@ from ..generate import (
 )
 from ..protocols import ProtocolOptionError
 from ..replay import ReplayError, parse_raw_line
-from .arguments import CommandError, Parser, hide_keys, percent, seed, whole, wrap
+from .arguments import CommandError, Parser, command_parser, hide_keys, percent, seed, whole
 
 # --- replay prediction ----------------------------------------------------------------
 
@@ -67,17 +67,17 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_prediction(kinds: argparse._SubParsersAction) -> None:
-    parser = kinds.add_parser(
+    parser = command_parser(
+        kinds,
         "prediction",
-        help="prediction requests from feature specs or a dataset",
-        description=wrap(
+        "prediction requests from feature specs or a dataset",
+        (
             "Write a prediction replay: random rows from feature specs (or rows sampled from "
             "a CSV dataset), one request per line, for the seldon-server JS API (legacy, "
             "byte-compatible with Seldon's create_prediction_replay.py), Seldon Core v1, or "
             "the V2 Open Inference Protocol (MLServer, Seldon Core v2, KServe, Triton)."
         ),
-        epilog=_PREDICTION_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _PREDICTION_EXAMPLES,
     )
     parser.add_argument(
         "--replay",
@@ -314,16 +314,16 @@ Item ids are URL-encoded (the original script inserted them raw; plain ids are u
 
 
 def _add_recommendation(kinds: argparse._SubParsersAction) -> None:
-    parser = kinds.add_parser(
+    parser = command_parser(
+        kinds,
         "recommendation",
-        help="recommendation + action pairs for the seldon-server JS API",
-        description=wrap(
+        "recommendation + action pairs for the seldon-server JS API",
+        (
             "Write a recommendation replay as Seldon's create_recommendation_replay.py: for "
             "each API call a /js/recommendations line then a /js/action/new line, users "
             "uniform in 1..--num-users, items uniform over the --items list."
         ),
-        epilog=_RECOMMENDATION_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _RECOMMENDATION_EXAMPLES,
     )
     parser.add_argument(
         "--replay",
@@ -424,15 +424,14 @@ def cmd_replay_recommendation(args: argparse.Namespace) -> int:
 
 
 def _add_check(kinds: argparse._SubParsersAction) -> None:
-    parser = kinds.add_parser(
+    parser = command_parser(
+        kinds,
         "check",
-        help="check that every line of a replay file can be sent",
-        description=(
-            "Read a replay file as the load engine does; print the number of requests per "
-            "method and path (query left out) and every line that cannot be sent (and JSON "
-            "bodies that do not parse; a GRPC line's request is encoded as it will be sent). "
-            "Exit code 1 when a line is bad or there is no request."
-        ),
+        "check that every line of a replay file can be sent",
+        "Read a replay file as the load engine does; print the number of requests per method "
+        "and path (query left out) and every line that cannot be sent (and JSON bodies that do "
+        "not parse; a GRPC line's request is encoded as it will be sent). Exit code 1 when a "
+        "line is bad or there is no request.",
     )
     parser.add_argument("file", metavar="FILE", help="the replay file")
     parser.add_argument(

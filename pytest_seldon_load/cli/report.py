@@ -8,19 +8,18 @@ from ..atomic import check_output_path
 from ..report.html import render_report, write_report
 from ..report.json_report import SavedRuns, SavedRunsError, read_saved_runs
 from ..result import LoadResult
-from .arguments import CommandError, hide_keys, wrap
+from .arguments import CommandError, command_parser, hide_keys
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     """``seldon-load report RESULTS -o PATH [--baseline FILE]``."""
-    parser = commands.add_parser(
+    parser = command_parser(
+        commands,
         "report",
-        help="an HTML report (charts of every run) from saved results",
-        description=wrap(
-            "Write the self-contained HTML report --load-html writes, from saved results: a "
-            "--load-json report, a baseline, or one saved result. With --baseline, each run's "
-            "baseline run is drawn under it."
-        ),
+        "an HTML report (charts of every run) from saved results",
+        "Write the self-contained HTML report --load-html writes, from saved results: a "
+        "--load-json report, a baseline, or one saved result. With --baseline, each run's "
+        "baseline run is drawn under it.",
     )
     parser.add_argument("results", metavar="RESULTS", help="the saved results to show")
     parser.add_argument(

@@ -20,20 +20,47 @@ from ..durations import duration_option, number_option
 from ..engine import ActiveRun, Companion
 from ..engines import ENGINES, EngineContext, EngineError
 from ..interrupts import RunInterrupted
-from ..pacer import ARRIVALS
 from ..plan import EngineSettings, PlanError, RunPlan
 from ..redact import redact_url
 from ..replay import ReplayError
 from ..result import LoadResult
 from .abort import WINDOW_S, ErrorRateAbort
-from .arguments import CommandError, hide_keys, seed, wrap
-from .target import add_target_arguments, check_out, target_endpoint, target_replay
+from .arguments import (
+    CommandError,
+    OptionSpec,
+    add_options,
+    command_parser,
+    hide_keys,
+    option_values,
+)
+from .target import (
+    SETTINGS_OPTIONS,
+    add_schedule_arguments,
+    add_target_arguments,
+    check_out,
+    target_endpoint,
+    target_replay,
+)
 from .thresholds import judge, threshold
 
 if TYPE_CHECKING:
     from ..pytest_plugin.progress import LiveProgress
 
 DEFAULT_DURATION = "1h"
+PLAN_OPTIONS: dict[str, OptionSpec] = {
+    # RunPlan's field: metavar, type, default, help; the option is --ramp-from &c.
+    "duration": ("D", duration_option(), DEFAULT_DURATION, "measured run length (default: 1h)"),
+    "warmup": ("D", duration_option(allow_zero=True), 0.0, "not counted, before it (default: 0)"),
+    "ramp": ("D", duration_option(allow_zero=True), None, "ramp length (slow-start-poisson: 240s)"),
+    "ramp_from": ("R", number_option(allow_zero=True), None, "the ramp's first rate (default: 1)"),
+    "processes": ("N", number_option(whole=True), 1, "worker processes, one result (default: 1)"),
+}
+"""The run's shape: passed to RunPlan by the same names."""
+SPLIT_OPTIONS: dict[str, OptionSpec] = {
+    # EngineSettings' field: what part of a schedule split across machines this one sends
+    "part": ("I", number_option(whole=True, allow_zero=True), 0, "send part I of --parts (from 0)"),
+    "parts": ("N", number_option(whole=True), 1, "parts of the seeded schedule (default: 1)"),
+}
 
 _EXAMPLES = """\
 examples:
@@ -47,6 +74,12 @@ while it runs, --admin-port serves Iago's admin paths (Ostrich's shape and metri
   open http://127.0.0.1:9994/graph/?g=metric:client/request_latency_ms
   curl http://127.0.0.1:9994/shutdown.json  end the run now (the result is kept)
 latency in client/request_latency_ms is measured from the intended send time.
+
+the run's length: --duration is measured after --warmup; Iago ran until killed, so the
+default is an hour. slow-start-poisson ramps from --ramp-from (1 req/s) over --ramp (240s).
+splitting: --processes N sends from N worker processes of this machine, one merged result;
+--part I --parts N sends only part I (from 0) of the seeded schedule, as load pod I of a
+Kubernetes Job does: give every part the same --seed.
 """
 
 
@@ -62,16 +95,14 @@ def _abort_rate(text: str) -> float:
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     """``seldon-load run``."""
-    parser = commands.add_parser(
+    parser = command_parser(
+        commands,
         "run",
-        help="run one load against a server, print its summary",
-        description=wrap(
-            "Replay a file against a Seldon server at a fixed arrival rate (open loop), print "
-            "the latency summary (measured from the intended send time), and optionally save "
-            "the result and serve Iago's admin port while it runs."
-        ),
-        epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run one load against a server, print its summary",
+        "Replay a file against a Seldon server at a fixed arrival rate (open loop), print the "
+        "latency summary (measured from the intended send time), and optionally save the "
+        "result and serve Iago's admin port while it runs.",
+        _EXAMPLES,
     )
     add_target_arguments(parser)
     parser.add_argument(
@@ -81,71 +112,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         metavar="R",
         help="requests per second (the target once any ramp is over)",
     )
-    parser.add_argument(
-        "--duration",
-        type=duration_option(),
-        default=DEFAULT_DURATION,
-        metavar="D",
-        help=f"measured run length, e.g. 30s, 10m (default: "
-        f"{DEFAULT_DURATION}; Iago ran until killed)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=duration_option(allow_zero=True),
-        default=0.0,
-        metavar="D",
-        help="sent but not counted, before --duration (default: 0)",
-    )
-    parser.add_argument(
-        "--arrival",
-        default="constant",
-        metavar="KIND",
-        help=f"arrival process: {', '.join(ARRIVALS)} (default: constant; "
-        "slow-start-poisson is Iago's)",
-    )
-    parser.add_argument(
-        "--ramp",
-        type=duration_option(allow_zero=True),
-        default=None,
-        metavar="D",
-        help="ramp length (slow-start-poisson: 240s by default)",
-    )
-    parser.add_argument(
-        "--ramp-from",
-        type=number_option(allow_zero=True),
-        default=None,
-        metavar="R",
-        help="rate at the start of the ramp (slow-start-poisson: 1)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=seed,
-        default=None,
-        help="schedule seed (default: a fresh one, shown in the result)",
-    )
-    parser.add_argument(
-        "--processes",
-        type=number_option(whole=True),
-        default=1,
-        metavar="N",
-        help="split the schedule over N worker processes, each with its own event loop and "
-        "connection pool; one merged result (default: 1)",
-    )
-    parser.add_argument(
-        "--part",
-        type=number_option(whole=True, allow_zero=True),
-        default=0,
-        metavar="I",
-        help="send only part I (from 0) of --parts of the seeded schedule: what load pod I of "
-        "a Kubernetes Job runs; give every part the same --seed (default: 0)",
-    )
-    parser.add_argument(
-        "--parts",
-        type=number_option(whole=True),
-        default=1,
-        metavar="N",
-        help="the number of parts the schedule is split into across machines (default: 1)",
-    )
+    add_schedule_arguments(parser, judged="thresholds")
+    add_options(parser, PLAN_OPTIONS)
+    add_options(parser, SPLIT_OPTIONS)
     parser.add_argument(
         "--result-to-stdout",
         action="store_true",
@@ -181,12 +150,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         help="a pass/fail rule, repeatable, as k6 writes them: p99<50ms, p(99.9)<200ms, "
         "max<1s, error_rate<0.01, throughput>100; judged like a pytest budget; any broken: "
         "exit 1",
-    )
-    parser.add_argument(
-        "--allow-lag",
-        action="store_true",
-        help="judge thresholds even when the generator fell behind its schedule (by default "
-        "such a measurement breaks them as invalid)",
     )
     parser.add_argument(
         "--abort-on-error-rate",
@@ -239,18 +202,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         plan = RunPlan(
             rate=args.rate,
-            duration=args.duration,
-            warmup=args.warmup,
             arrival=args.arrival,
             seed=args.seed,
-            ramp=args.ramp,
-            ramp_from=args.ramp_from,
-            processes=args.processes,
+            **option_values(args, PLAN_OPTIONS),
             settings=EngineSettings(
-                connections=args.connections,
-                timeout=args.timeout,
-                part=args.part,
-                parts=args.parts,
+                **option_values(args, SETTINGS_OPTIONS), **option_values(args, SPLIT_OPTIONS)
             ),
             label="seldon-load run",
         )

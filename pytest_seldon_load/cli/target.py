@@ -1,5 +1,6 @@
 """What ``seldon-load run`` and ``seldon-load capacity`` share: where the load goes, how it
-travels, and the replay it sends. Declared once, checked once, each problem naming its option.
+travels, the replay it sends and how its schedule is drawn. Declared once, checked once, each
+problem naming its option.
 """
 
 from __future__ import annotations
@@ -11,9 +12,17 @@ from pathlib import Path
 from ..atomic import check_output_path
 from ..durations import duration_option, number_option
 from ..endpoint import PROTOCOLS, SeldonEndpoint, parse_header
+from ..pacer import ARRIVALS
 from ..redact import SECRET_HEADERS
 from ..replay import ReplayError, ReplayFile
-from .arguments import CommandError
+from .arguments import CommandError, OptionSpec, add_options, seed
+
+SETTINGS_OPTIONS: dict[str, OptionSpec] = {
+    # EngineSettings' field: metavar, type, default, help
+    "connections": ("N", number_option(whole=True), 64, "keep-alive connections (default: 64)"),
+    "timeout": ("D", duration_option(), 10.0, "per-request timeout (default: 10s)"),
+}
+"""How requests travel: passed to EngineSettings by the same names."""
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -48,19 +57,26 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME:VALUE",
         help="a header for every request (gRPC: metadata) (repeatable)",
     )
+    add_options(parser, SETTINGS_OPTIONS)
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser, *, judged: str) -> None:
+    """--arrival, --seed and --allow-lag (which lets the `judged` budgets be judged anyway)."""
     parser.add_argument(
-        "--connections",
-        type=number_option(whole=True),
-        default=64,
-        metavar="N",
-        help="keep-alive connections, also the in-flight bound (default: 64)",
+        "--arrival",
+        default="constant",
+        metavar="KIND",
+        help=f"arrival process: {', '.join(ARRIVALS)} (default: constant; "
+        "slow-start-poisson is Iago's)",
     )
     parser.add_argument(
-        "--timeout",
-        type=duration_option(),
-        default=10.0,
-        metavar="D",
-        help="per-request timeout (default: 10s)",
+        "--seed", type=seed, help="schedule seed (default: a fresh one, shown in the result)"
+    )
+    parser.add_argument(
+        "--allow-lag",
+        action="store_true",
+        help=f"judge {judged} even when the generator fell behind its schedule (by default "
+        "such a measurement breaks them as invalid)",
     )
 
 
