@@ -151,6 +151,22 @@ class ClosedPort:
         self._sock.close()
 
 
+class Slots:
+    """A server of `workers` concurrent answers of `service_s` each: it serves
+    workers / service_s requests a second and queues the rest (their latency grows)."""
+
+    def __init__(self, workers: int, service_s: float) -> None:
+        self.capacity = workers / service_s
+        self.service_s = service_s
+        self.slots = asyncio.Semaphore(workers)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        await request.read()
+        async with self.slots:
+            await asyncio.sleep(self.service_s)
+        return json_response(V2_OK)
+
+
 def delayed(seconds: float, body: bytes = V2_OK) -> Handler:
     """Answer 200 with `body` after `seconds`."""
 

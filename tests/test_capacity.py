@@ -3,7 +3,6 @@ capacity on 127.0.0.1 found within one step."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from pathlib import Path
@@ -11,7 +10,7 @@ from xml.etree import ElementTree
 
 import pytest
 from recorded import recorded_run
-from servers import V2_OK, ServerThread, json_response
+from servers import ServerThread, Slots
 
 from pytest_seldon_load import (
     BudgetExceeded,
@@ -200,25 +199,9 @@ def test_bad_budgets_fail_before_any_stage_runs(tmp_path):
 # --- a real server of known capacity -------------------------------------------------------
 
 
-class Workers:
-    """A server of `workers` concurrent slots, each answer taking `service_s`: it serves
-    workers / service_s requests a second and queues the rest."""
-
-    def __init__(self, workers: int, service_s: float) -> None:
-        self.capacity = workers / service_s
-        self.service_s = service_s
-        self.slots = asyncio.Semaphore(workers)
-
-    async def __call__(self, request):
-        await request.read()
-        async with self.slots:
-            await asyncio.sleep(self.service_s)
-        return json_response(V2_OK)
-
-
 def test_finds_the_capacity_of_a_server_within_one_step(tmp_path):
     replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
-    server = Workers(workers=5, service_s=0.05)  # 100 req/s
+    server = Slots(workers=5, service_s=0.05)  # 100 req/s
     seen: list[Stage] = []
     with ServerThread(server) as running:
         found = find_capacity(

@@ -3,7 +3,6 @@ exit codes, its saved JSON, bad input named by option, and Ctrl-C keeping the st
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -12,27 +11,11 @@ import sys
 import time
 
 import pytest
-from servers import V2_OK, ServerThread, json_response
+from servers import ServerThread, Slots
 
 from pytest_seldon_load import Capacity, write_replay
 from pytest_seldon_load.cli import main
 from pytest_seldon_load.protocols import v2_request
-
-
-class Slots:
-    """`workers` concurrent answers of `service_s` each: workers / service_s requests a
-    second, the rest queue (and their latency grows without bound)."""
-
-    def __init__(self, workers: int, service_s: float) -> None:
-        self.capacity = workers / service_s
-        self.service_s = service_s
-        self.slots = asyncio.Semaphore(workers)
-
-    async def __call__(self, request):
-        await request.read()
-        async with self.slots:
-            await asyncio.sleep(self.service_s)
-        return json_response(V2_OK)
 
 
 @pytest.fixture
