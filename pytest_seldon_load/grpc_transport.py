@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     raise ImportError("gRPC needs grpcio: pip install 'pytest-seldon-load[grpc]'") from None
 
 from .oip_grpc import GrpcPayload, prepare
+from .tls import TlsSettings
 
 if TYPE_CHECKING:
     from .endpoint import SeldonEndpoint
@@ -102,8 +103,9 @@ class GrpcTransport:
         metadata: Mapping[str, str] | None = None,
         max_answer_bytes: int | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        tls: TlsSettings | None = None,
     ) -> None:
-        target, tls = parse_target(target_url)
+        target, secure = parse_target(target_url)
         self.timeout = timeout
         self.metadata: Mapping[str, str] = dict(metadata or {})
         self.loop = loop or asyncio.get_running_loop()
@@ -112,8 +114,10 @@ class GrpcTransport:
         options = [("grpc.use_local_subchannel_pool", 1)]
         if max_answer_bytes is not None:  # larger: RESOURCE_EXHAUSTED, as grpcio says it
             options.append(("grpc.max_receive_message_length", max_answer_bytes))
-        if tls:
-            credentials = grpc.ssl_channel_credentials()
+        if secure:
+            # grpcs:// trusts the system's CAs unless --seldon-ca-bundle names others, and
+            # shows --seldon-client-cert to a server that asks (as HTTP does)
+            credentials = grpc.ssl_channel_credentials(*(tls or TlsSettings()).grpc_pem())
             self._channels = [
                 grpc.aio.secure_channel(target, credentials, options=options)
                 for _ in range(channels)
@@ -190,15 +194,10 @@ class GrpcTransport:
 def endpoint_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> GrpcTransport:
     """The ``grpc`` protocol's transport: `endpoint`'s headers go as metadata on every call.
 
-    HTTP's TLS files and proxy are not applied to gRPC: given, they are refused rather than
-    silently left out (``grpcs://`` trusts the system's CAs).
+    A grpcs:// target is trusted as an https one is (`TlsSettings`: a CA bundle, a client
+    certificate; not `insecure`, which grpcio cannot do); an HTTP proxy cannot carry gRPC, so
+    one given is refused rather than silently left out.
     """
-    tls = settings.tls
-    if tls is not None and (tls.ca_bundle or tls.client_cert or tls.insecure):
-        raise ValueError(
-            "the TLS settings (CA bundle, client certificate, insecure) apply to HTTP only; "
-            "a grpcs:// target is checked against the system's CAs"
-        )
     if settings.proxy is not None:
         raise ValueError("an HTTP proxy cannot carry gRPC calls; reach the gRPC port directly")
     return GrpcTransport(
@@ -207,4 +206,5 @@ def endpoint_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> Gr
         timeout=settings.timeout,
         metadata=endpoint.headers,
         max_answer_bytes=settings.max_answer_bytes,
+        tls=settings.tls,
     )

@@ -9,6 +9,7 @@ a path fails the run at once with the option and the path named, not later as a 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import warnings
 from dataclasses import dataclass
@@ -78,6 +79,42 @@ class TlsSettings:
             context.verify_mode = ssl.CERT_NONE
             warnings.warn(INSECURE_NOTE, InsecureTlsWarning, stacklevel=2)
         return context
+
+    def grpc_pem(self) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """(CA certificates, client key, client certificate chain) as PEM, for a grpcs://
+        channel; None where the system's CAs (or no client certificate) apply.
+
+        The files are first checked as for HTTP (readable, PEM, key matching certificate,
+        unencrypted). grpcio always verifies the server and reads one CA file, so `insecure`
+        and a CA directory are refused, with the reason."""
+        if self.insecure:
+            raise TlsSettingsError(
+                f"{_named('insecure')} cannot apply to gRPC: grpcio always checks the "
+                f"server's certificate; give the CA that signed it with {_named('ca_bundle')}"
+            )
+        if self.ca_bundle and os.path.isdir(self.ca_bundle):
+            raise TlsSettingsError(
+                f"{_named('ca_bundle')}: {self.ca_bundle!r} is a directory; gRPC reads the "
+                "CA certificates from one PEM file"
+            )
+        self.ssl_context()  # every check HTTP makes, with the option named
+        roots = _read_pem(self.ca_bundle) if self.ca_bundle else None
+        if not self.client_cert:
+            return roots, None, None
+        certificate = _read_pem(self.client_cert)
+        key = _read_pem(self.client_key) if self.client_key else certificate
+        return roots, _pem_blocks(key, "PRIVATE KEY"), _pem_blocks(certificate, "CERTIFICATE")
+
+
+def _read_pem(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _pem_blocks(pem: bytes, label: str) -> bytes:
+    """The blocks of `pem` whose label ends with `label` (a file may hold key and chain)."""
+    found = re.finditer(rb"-----BEGIN ([A-Z ]*)-----.*?-----END \1-----", pem, flags=re.DOTALL)
+    return b"\n".join(m.group(0) for m in found if m.group(1).endswith(label.encode())) + b"\n"
 
 
 def _named(field: str) -> str:

@@ -961,19 +961,19 @@ def test_an_answer_over_the_size_limit_is_counted_by_code(
     assert result.error_kinds == {"grpc_RESOURCE_EXHAUSTED": 10}
 
 
-def test_http_tls_settings_are_refused_for_grpc_not_ignored(tmp_path: Path) -> None:
+def test_an_http_proxy_is_refused_for_grpc_not_ignored(tmp_path: Path) -> None:
     from pytest_seldon_load.endpoint import SeldonEndpoint
     from pytest_seldon_load.engine import run_load
     from pytest_seldon_load.plan import EngineSettings
-    from pytest_seldon_load.tls import TlsSettings
+    from pytest_seldon_load.proxy import HttpProxy
 
-    with pytest.raises(ValueError, match=r"TLS settings .* apply to HTTP only"):
+    with pytest.raises(ValueError, match=r"an HTTP proxy cannot carry gRPC calls"):
         run_load(
-            SeldonEndpoint("grpcs://127.0.0.1:1", protocol="grpc"),
+            SeldonEndpoint("grpc://127.0.0.1:1", protocol="grpc"),
             _grpc_replay(tmp_path),
             rate=5,
             duration=0.2,
-            settings=EngineSettings(tls=TlsSettings(insecure=True)),
+            settings=EngineSettings(proxy=HttpProxy("http://127.0.0.1:3128")),
         )
 
 
