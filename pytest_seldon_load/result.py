@@ -243,6 +243,10 @@ BUSY_FRACTION_ALLOWED = 0.9
 """An engine thread busier than this share of the sending period did not keep up."""
 
 
+START_SPREAD_WORTH_MENTIONING_S = 1.0
+"""Parts of a merged result that began this far apart are named in `describe`."""
+
+
 @dataclass
 class GeneratorHealth:
     """Did the load generator hold its own schedule? If not, its lag is inside the latencies."""
@@ -262,6 +266,9 @@ class GeneratorHealth:
     steal, see `host_steal`); None where the system does not count it."""
     busiest_process: int = 0
     """Of a merged result: which part (process or pod, from 0) had `busy_fraction`."""
+    start_spread_s: float = 0.0
+    """Of a merged result: how far apart in time its parts began (load pods scheduled
+    apart); the timeline's first and last seconds then hold only the parts running."""
 
     @property
     def late_fraction(self) -> float:
@@ -299,6 +306,11 @@ class GeneratorHealth:
         elif (self.steal_fraction or 0.0) >= STEAL_WORTH_MENTIONING:
             assert self.steal_fraction is not None
             text += f"; {describe_steal(self.steal_fraction)}"
+        if self.start_spread_s >= START_SPREAD_WORTH_MENTIONING_S:
+            text += (
+                f"; its parts began {self.start_spread_s:.1f}s apart (the first and last "
+                f"seconds did not get the full rate)"
+            )
         return text
 
     def add(self, other: GeneratorHealth) -> None:
@@ -484,6 +496,7 @@ class LoadResult:
                 "busy_fraction_allowed": self.health.busy_fraction_allowed,
                 "steal_fraction": self.health.steal_fraction,
                 "busiest_process": self.health.busiest_process,
+                "start_spread_s": self.health.start_spread_s,
             },
             "arrival": self.arrival,
             "seed": self.seed,
@@ -561,6 +574,7 @@ class LoadResult:
                 ),
                 steal_fraction=_read_fraction(health, "steal_fraction", "health"),
                 busiest_process=_read_int(health, "busiest_process", "health"),
+                start_spread_s=_read_float(health, "start_spread_s", "health", default=0.0),
             ),
             engine=_read_str(data, "engine", default="embedded"),
             corrected=_read_bool(data, "corrected", default=True),
