@@ -25,6 +25,7 @@ and a body sent as JSON must parse.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from .atomic import atomic_writer
@@ -76,6 +78,10 @@ def redact_line(text: str) -> str:
     text = _SECRET_HEADER_WORD.sub(lambda m: f"{m.group(1)}:{MASK}", text)
     text = _SECRET_QUERY_VALUE.sub(lambda m: f"{m.group(1)}={MASK}", text)
     return redact_text(text)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first bytes of a gzip file: a replay that starts with them is read un-gzipped."""
 
 
 class ReplayError(ValueError):
@@ -304,16 +310,34 @@ class ReplayFile:
     def __iter__(self) -> Iterator[ReplayRequest]:
         return self._read_once()
 
+    def open_bytes(self) -> BinaryIO:
+        """The file's bytes, un-gzipped when it is gzip-compressed (known by its first bytes,
+        whatever its name): large replays travel and keep compressed."""
+        source = str(self.path)
+        try:
+            handle: BinaryIO = open(self.path, "rb")  # noqa: SIM115
+            if handle.read(2) == GZIP_MAGIC:
+                handle.seek(0)
+                return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+            handle.seek(0)
+            return handle
+        except OSError as exc:
+            raise ReplayError(source, 0, f"cannot open the replay file ({exc.strerror})") from None
+
+    def read_bytes(self) -> bytes:
+        """Every byte of the replay, un-gzipped (a copy for a pod, say)."""
+        with self.open_bytes() as handle:
+            try:
+                return handle.read()
+            except (OSError, EOFError) as exc:
+                raise ReplayError(str(self.path), 0, f"not a readable gzip file ({exc})") from None
+
     def _read_once(self) -> Iterator[ReplayRequest]:
         source = str(self.path)
         bad = 0
-        try:
-            handle = open(self.path, "rb")  # noqa: SIM115
-        except OSError as exc:
-            raise ReplayError(source, 0, f"cannot open the replay file ({exc.strerror})") from None
-        with handle:
+        with self.open_bytes() as handle:
             # Bytes, decoded line by line: a bad byte is reported on its own line.
-            for line_number, raw in enumerate(handle, 1):
+            for line_number, raw in enumerate(_lines(handle, source), 1):
                 try:
                     request = parse_raw_line(raw, line_number, source)
                 except ReplayError:
@@ -339,7 +363,22 @@ class ReplayFile:
                 return
 
     def size_bytes(self) -> int:
-        return self.path.stat().st_size
+        """The replay's size un-gzipped (a gzip file's trailer holds it, modulo 4 GiB)."""
+        with open(self.path, "rb") as handle:
+            if handle.read(2) != GZIP_MAGIC:
+                return self.path.stat().st_size
+            handle.seek(-4, os.SEEK_END)
+            return int.from_bytes(handle.read(4), "little")
+
+
+def _lines(handle: BinaryIO, source: str) -> Iterator[bytes]:
+    """The handle's lines; a damaged gzip stream is a ReplayError after the last good line."""
+    number = 0
+    try:
+        for number, raw in enumerate(handle, 1):  # noqa: B007 - read in the except
+            yield raw
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ReplayError(source, number + 1, f"the gzip stream is damaged ({exc})") from None
 
 
 def write_replay(

@@ -3,8 +3,10 @@ a small Job controller that runs each load pod as a local ``seldon-load run`` pr
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
+import secrets
 import signal
 import threading
 import time
@@ -30,7 +32,7 @@ from pytest_seldon_load.engines import ENGINES, EngineContext, EngineUnavailable
 from pytest_seldon_load.interrupts import RunInterrupted
 from pytest_seldon_load.plan import RunPlan
 from pytest_seldon_load.pod_result import result_from_log
-from pytest_seldon_load.replay import ReplayRequest, write_replay
+from pytest_seldon_load.replay import ReplayFile, ReplayRequest, write_replay
 
 _namespaces = itertools.count(1)
 
@@ -147,7 +149,7 @@ def test_the_job_is_indexed_and_each_pod_takes_its_part_from_its_index() -> None
     endpoint = SeldonEndpoint("http://iris.models:8000", "v2", "iris", {"Seldon-Model": "iris"})
     arguments = pod_arguments(endpoint.base_url, endpoint, RunPlan(rate=900, duration=60), 3)
     settings = LoadJobSettings(pods=3, namespace="perf", image="registry/seldon-load:1")
-    config_map, job = manifests("seldon-load-x", settings, arguments, "POST /x\n", 500)
+    config_map, job = manifests("seldon-load-x", settings, arguments, "H4sIAAAA", 500)
     spec = job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
     container = spec["template"]["spec"]["containers"][0]
@@ -157,7 +159,24 @@ def test_the_job_is_indexed_and_each_pod_takes_its_part_from_its_index() -> None
     assert args[args.index("--parts") + 1] == "3"
     assert "--result-to-stdout" in args and "Seldon-Model:iris" in args
     assert container["env"][0]["name"] == PART_VARIABLE
-    assert config_map["data"] == {"requests.replay": "POST /x\n"}
+    assert config_map["binaryData"] == {"requests.replay.gz": "H4sIAAAA"}
+    assert args[args.index("--replay") + 1].endswith("/requests.replay.gz")
+
+
+def test_the_replay_travels_gzip_compressed_and_comes_back_whole(tmp_path) -> None:
+    from pytest_seldon_load.cluster.load_job import _replay_gzip
+
+    lines = [
+        ReplayRequest("POST", "/v2/models/iris/infer", (), b'{"inputs": [%d]}' % i)
+        for i in range(60_000)
+    ]
+    replay = write_replay(tmp_path / "many.replay", lines)
+    assert replay.size_bytes() > 2 * MAX_CONFIGMAP_REPLAY_BYTES  # too big as text
+    packed = base64.b64decode(_replay_gzip(replay))
+    assert len(packed) < MAX_CONFIGMAP_REPLAY_BYTES
+    copy = tmp_path / "copy.replay.gz"
+    copy.write_bytes(packed)
+    assert [r.body for r in ReplayFile(copy)] == [r.body for r in ReplayFile(replay.path)]
 
 
 def test_what_cannot_travel_into_pods_is_refused_by_name(tmp_path, connection) -> None:
@@ -167,15 +186,17 @@ def test_what_cannot_travel_into_pods_is_refused_by_name(tmp_path, connection) -
     assert "s3cr3t" not in str(refused.value)
     big = tmp_path / "big.replay"
     line = ReplayRequest("POST", "/v2/models/iris/infer", (), b"x" * 1000)
-    write_replay(big, [line] * (MAX_CONFIGMAP_REPLAY_BYTES // 1000 + 10))
+    noise = [  # random text: it does not compress below the limit
+        ReplayRequest("POST", "/v2/models/iris/infer", (), secrets.token_urlsafe(750).encode())
+        for _ in range(MAX_CONFIGMAP_REPLAY_BYTES // 700)
+    ]
+    write_replay(big, noise)
     engine = KubernetesEngine.on(connection, LoadJobSettings(), pods_on_this_host=False)
     local = SeldonEndpoint("http://127.0.0.1:9000", "v2", "iris")
     with pytest.raises(ClusterError, match="loopback"):
         engine.run(local, write_replay(tmp_path / "s.replay", [line]), RunPlan(rate=1, duration=1))
     far = SeldonEndpoint("http://iris.models:8000", "v2", "iris")
-    from pytest_seldon_load.replay import ReplayFile
-
-    with pytest.raises(ClusterError, match=r"bytes.*ConfigMap holds 1 MiB"):
+    with pytest.raises(ClusterError, match=r"bytes gzip-compressed.*ConfigMap holds 1 MiB"):
         engine.run(far, ReplayFile(big), RunPlan(rate=1, duration=1))
     with pytest.raises(ValueError, match="--load-pods"):
         LoadJobSettings(pods=0)

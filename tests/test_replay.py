@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 from pathlib import Path
@@ -330,3 +331,33 @@ def test_replay_file_is_path_like(tmp_path):
     assert Path(replay) == path
     assert str(replay) == str(path)
     assert replay.size_bytes() == 3
+
+
+# --- gzip-compressed replays -----------------------------------------------------------------
+def _gzipped(tmp_path: Path, lines: list[str], name: str = "r.replay.gz") -> Path:
+    path = tmp_path / name
+    path.write_bytes(gzip.compress("\n".join(lines).encode() + b"\n"))
+    return path
+
+
+def test_a_gzip_replay_is_read_as_its_lines_whatever_its_name(tmp_path):
+    lines = [v2_request("iris", [[float(i), 2.0, 3.0, 4.0]]).to_line() for i in range(50)]
+    plain = write_replay(tmp_path / "plain.replay", lines)
+    for name in ("r.replay.gz", "no-suffix.replay"):  # known by its first bytes
+        packed = ReplayFile(_gzipped(tmp_path, lines, name))
+        assert [r.body for r in packed] == [r.body for r in plain]
+        assert packed.size_bytes() == plain.size_bytes()  # un-gzipped, from the trailer
+        assert packed.read_bytes() == plain.path.read_bytes()
+        assert sum(1 for _ in itertools.islice(packed.requests(reuse=True), 120)) == 120
+
+
+def test_a_damaged_gzip_replay_names_the_file_and_where_it_broke(tmp_path):
+    lines = [f"/v2/models/iris/ready?n={i}" for i in range(5000)]
+    path = _gzipped(tmp_path, lines)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # cut short, as by a failed copy
+    with pytest.raises(ReplayError, match=rf"{path.name}:\d+: the gzip stream is damaged"):
+        list(ReplayFile(path))
+    path.write_bytes(data[:2] + b"\x00" * 40)  # the magic, then no gzip at all
+    with pytest.raises(ReplayError, match="the gzip stream is damaged"):
+        list(ReplayFile(path))

@@ -6,9 +6,10 @@ prints its full result (HDR histograms and per-second windows) between marker li
 (`pod_result`); the pods' logs are read once they have finished and the results are merged
 exactly (`merge.merge_results`), so budgets and baselines judge the whole load.
 
-The replay travels in a ConfigMap mounted into every pod: a ConfigMap holds at most 1 MiB,
-so replays up to `MAX_CONFIGMAP_REPLAY_BYTES` are supported; a larger one is refused with
-that limit named (put it on a volume and use ``seldon-load run`` in your own Job).
+The replay travels gzip-compressed in a ConfigMap mounted into every pod (the pods read it
+as it is): a ConfigMap holds at most 1 MiB, so replays up to `MAX_CONFIGMAP_REPLAY_BYTES`
+compressed are supported (JSON lines compress several times over); a larger one is refused
+with that limit named (put it on a volume and use ``seldon-load run`` in your own Job).
 
 The Job, its pods and the ConfigMap are deleted when the run ends, fails or is interrupted
 (Ctrl-C, SIGTERM). Secret headers are refused: a Job's spec is not a secret store.
@@ -16,7 +17,9 @@ The Job, its pods and the ConfigMap are deleted when the run ends, fails or is i
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import secrets
 import time
 from collections.abc import Iterator
@@ -40,7 +43,7 @@ DEFAULT_IMAGE = "seldon-load-iago:latest"
 MAX_CONFIGMAP_REPLAY_BYTES = 900 * 1024
 """A ConfigMap holds 1 MiB in all: the replay gets this much of it."""
 REPLAY_DIR = "/etc/seldon-load/replay"
-REPLAY_KEY = "requests.replay"
+REPLAY_KEY = "requests.replay.gz"
 PART_VARIABLE = "SELDON_LOAD_PART"
 INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
@@ -132,7 +135,7 @@ def pod_arguments(target: str, endpoint: SeldonEndpoint, plan: RunPlan, pods: in
 
 
 def manifests(
-    name: str, settings: LoadJobSettings, arguments: list[str], replay_text: str, deadline_s: int
+    name: str, settings: LoadJobSettings, arguments: list[str], replay_gzip: str, deadline_s: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The ConfigMap holding the replay and the Indexed Job whose pods send the load."""
     labels = {**APP_LABELS, "app.kubernetes.io/instance": name}
@@ -140,7 +143,7 @@ def manifests(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": settings.namespace, "labels": labels},
-        "data": {REPLAY_KEY: replay_text},
+        "binaryData": {REPLAY_KEY: replay_gzip},
     }
     job = {
         "apiVersion": "batch/v1",
@@ -185,14 +188,16 @@ def manifests(
     return config_map, job
 
 
-def _replay_text(replay: ReplayFile) -> str:
-    size = replay.size_bytes()
-    if size > MAX_CONFIGMAP_REPLAY_BYTES:
+def _replay_gzip(replay: ReplayFile) -> str:
+    """The replay gzip-compressed, base64 as a ConfigMap's binaryData holds it."""
+    packed = gzip.compress(replay.read_bytes(), compresslevel=9, mtime=0)
+    if len(packed) > MAX_CONFIGMAP_REPLAY_BYTES:
         raise ClusterError(
-            f"{replay.path}: {size} bytes; the kubernetes engine carries replays of up to "
-            f"{MAX_CONFIGMAP_REPLAY_BYTES} bytes (a ConfigMap holds 1 MiB)"
+            f"{replay.path}: {len(packed)} bytes gzip-compressed; the kubernetes engine carries "
+            f"replays of up to {MAX_CONFIGMAP_REPLAY_BYTES} bytes compressed (a ConfigMap "
+            f"holds 1 MiB)"
         )
-    return replay.path.read_text(encoding="utf-8")
+    return base64.b64encode(packed).decode("ascii")
 
 
 class LoadJob:
@@ -227,7 +232,7 @@ class LoadJob:
         arguments = pod_arguments(target, endpoint, plan, self.settings.pods)
         patience = self.settings.startup_timeout + plan.total + plan.settings.timeout + 60.0
         config_map, job = manifests(
-            self.name, self.settings, arguments, _replay_text(replay), int(patience) + 60
+            self.name, self.settings, arguments, _replay_gzip(replay), int(patience) + 60
         )
         with terminate_as_interrupt(), self._removed_at_end():
             try:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..cluster.kube import ClusterError
 from ..cluster.transport import PodCommand, PodTransport
+from ..replay import ReplayFile
 from .pod import IagoPod
 
 SCRIPT = "start-load-test.sh"
@@ -60,15 +62,16 @@ def _check(result_code: int, what: str, output: str) -> None:
 def upload_replay(
     transport: PodTransport, pod: IagoPod, run_dir: str, replay: Path, *, timeout: float = 120.0
 ) -> str:
-    """Copy the replay into the pod as ``<run_dir>/replay.txt``; returns that path."""
+    """Copy the replay into the pod as ``<run_dir>/replay.txt`` (un-gzipped: Iago reads plain
+    lines); returns that path."""
+    text = ReplayFile(replay).read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-        info = archive.gettarinfo(str(replay), arcname=REPLAY_NAME)
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
+        info = tarfile.TarInfo(REPLAY_NAME)
+        info.size = len(text)
         info.mode = 0o644
-        with open(replay, "rb") as handle:
-            archive.addfile(info, handle)
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(text))
     data = buffer.getvalue()
     upload = ["sh", "-c", _UPLOAD, "upload", run_dir, str(len(data))]
     result = transport.exec(PodCommand(pod.namespace, pod.name, upload, data, timeout))

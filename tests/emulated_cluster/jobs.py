@@ -12,6 +12,7 @@ Job or pod has its processes killed. Only what the kubernetes engine uses is emu
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import shutil
@@ -152,11 +153,13 @@ class EmulatedJobController:
             source = volumes[mount["name"]].get("configMap")
             if source is None:
                 continue
-            data = self.emulator.core.read_namespaced_config_map(source["name"], namespace).data
+            config_map = self.emulator.core.read_namespaced_config_map(source["name"], namespace)
             directory = self._workdir / f"{namespace}-{source['name']}"
             directory.mkdir(exist_ok=True)
-            for key, text in (data or {}).items():
+            for key, text in (config_map.data or {}).items():
                 (directory / key).write_text(text, encoding="utf-8")
+            for key, encoded in (config_map.binary_data or {}).items():  # as kubelet: bytes
+                (directory / key).write_bytes(base64.b64decode(encoded))
             mounts[mount["mountPath"]] = directory
         words = list(container.get("command", [])) + list(container.get("args", []))
         if words and words[0] == "seldon-load":
