@@ -515,63 +515,55 @@ def test_a_resource_of_the_wrong_kind_is_named(emulator, cluster, namespace):
 
 
 # --- as a user meets it -----------------------------------------------------------------
-def test_seldon_deployment_names_core2_resources_for_seldon_endpoint(
-    pytester, emulator, mesh, kubeconfig, namespace
-):
-    emulator.create_core2("Pipeline", "iris-pipeline", namespace)
+def run_against_the_cluster(pytester, kubeconfig, mesh, *options: str):
+    """The suite pytester made, in a subprocess, with the cluster and mesh as a user gives them."""
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    return pytester.runpytest_subprocess(
+        *("-p", "no:cacheprovider", "--load-allow-lag", f"--seldon-kubeconfig={kubeconfig}"),
+        *(f"--seldon-ingress={mesh.url}", *options),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "options", "expected"),
+    [
+        (
+            "Pipeline",
+            "iris-pipeline",
+            ("--seldon-deployment=pipeline/iris-pipeline",),
+            'seldon_endpoint.infer_path == "/v2/pipelines/iris-pipeline/infer"',
+        ),
+        (
+            "Model",
+            "iris",
+            ("--seldon-deployment=model/iris", "--seldon-protocol=grpc"),
+            'seldon_endpoint.base_url.startswith("grpc://127.0.0.1:")',
+        ),
+    ],
+    ids=["pipeline-over-http", "model-over-grpc"],
+)
+def test_seldon_deployment_names_a_core2_resource_for_seldon_endpoint(
+    pytester, emulator, mesh, kubeconfig, namespace, kind, name, options, expected
+):
+    emulator.create_core2(kind, name, namespace)
     pytester.makepyfile(
-        test_core2="""
+        test_core2=f"""
 import pytest
 from pytest_seldon_load import assert_error_rate_below
 
 @pytest.mark.load(rate=25, duration="1500ms")
-def test_the_pipeline_holds(seldon_endpoint, replay_file, load_run):
-    assert seldon_endpoint.infer_path == "/v2/pipelines/iris-pipeline/infer"
+def test_the_resource_holds(seldon_endpoint, replay_file, load_run):
+    assert {expected}, seldon_endpoint
     result = load_run(seldon_endpoint, replay_file.prediction(seldon_endpoint, num=30))
-    assert result.errors == 0, result.status_codes
+    assert result.ok >= 30 and result.errors == 0, result.status_codes
     assert_error_rate_below(result, 0.001)
 """
     )
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        f"--seldon-kubeconfig={kubeconfig}",
-        f"--seldon-ingress={mesh.url}",
-        "--seldon-deployment=pipeline/iris-pipeline",
-        "--load-allow-lag",
-    )
+    before = mesh.seen.copy()
+    result = run_against_the_cluster(pytester, kubeconfig, mesh, *options)
     result.assert_outcomes(passed=1)
-
-
-def test_seldon_protocol_grpc_takes_a_core2_model_over_the_mesh_grpc(
-    pytester, emulator, mesh, kubeconfig, namespace
-):
-    emulator.create_core2("Model", "iris", namespace)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(
-        test_core2_grpc="""
-import pytest
-
-@pytest.mark.load(rate=25, duration="1500ms")
-def test_the_model_holds_over_grpc(seldon_endpoint, replay_file, load_run):
-    assert seldon_endpoint.protocol == "grpc", seldon_endpoint
-    assert seldon_endpoint.base_url.startswith("grpc://127.0.0.1:")
-    result = load_run(seldon_endpoint, replay_file.prediction(seldon_endpoint, num=30))
-    assert result.ok >= 30 and result.errors == 0, result.status_codes
-"""
-    )
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        f"--seldon-kubeconfig={kubeconfig}",
-        f"--seldon-ingress={mesh.url}",
-        "--seldon-deployment=model/iris",
-        "--seldon-protocol=grpc",
-        "--load-allow-lag",
-    )
-    result.assert_outcomes(passed=1)
-    assert mesh.seen[("iris", MODEL_INFER)] >= 30
+    route = name + (".pipeline" if kind == "Pipeline" else "")
+    assert sum(n for (seen, _), n in (mesh.seen - before).items() if seen == route) >= 30
 
 
 def test_an_unknown_kind_is_a_usage_error_listing_the_kinds(pytester):
