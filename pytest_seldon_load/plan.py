@@ -12,14 +12,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .durations import parse_count, parse_duration_s, parse_number
 from .http_pool import MAX_ANSWER_BYTES
 from .pacer import arrival_kind
 from .proxy import HttpProxy
-from .result import BUSY_FRACTION_ALLOWED, LAG_THRESHOLD_MS, LATE_FRACTION_ALLOWED
+from .redact import redact_url
+from .result import (
+    BUSY_FRACTION_ALLOWED,
+    LAG_THRESHOLD_MS,
+    LATE_FRACTION_ALLOWED,
+    LoadResult,
+)
 from .tls import TlsSettings
+
+if TYPE_CHECKING:
+    from .endpoint import SeldonEndpoint
 
 
 class PlanError(ValueError):
@@ -181,6 +190,24 @@ class RunPlan:
     def total(self) -> float:
         """Seconds of sending: warm-up and measured period."""
         return self.warmup + self.duration
+
+    def stopped_before_start(
+        self, endpoint: SeldonEndpoint, engine: str = "embedded"
+    ) -> LoadResult:
+        """The result of this run stopped before anything was measured: empty, interrupted,
+        and named, so a saved result or report says so rather than nothing."""
+        return LoadResult(
+            target_rate=self.rate,
+            duration=0.0,
+            interrupted=True,
+            engine=engine,
+            processes=self.processes,
+            label=self.label,
+            target=redact_url(endpoint.base_url),
+            seed=self.seed,
+            arrival=self.arrival,
+            protocol=endpoint.protocol,
+        )
 
     def scaled(self, *, time: float = 1.0, rate: float = 1.0) -> RunPlan:
         """The plan with its durations (duration, warm-up, ramp) times `time` and its rate

@@ -233,8 +233,8 @@ def run_in_processes(endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan
                 workers.wait_results(time.monotonic() + plan.total + plan.settings.timeout + 30.0)
             except KeyboardInterrupt:
                 workers.stop()
-                if not workers.results:
-                    raise
+                if not workers.results:  # stopped before any process measured: say so
+                    raise RunInterrupted(plan.stopped_before_start(endpoint)) from None
                 raise RunInterrupted(workers.merged(interrupted=True)) from None
     finally:
         workers.close()

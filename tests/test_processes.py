@@ -208,6 +208,37 @@ def _interrupt_a_split_run(server, replay, tmp_path, answered: list[int]) -> Non
     assert _still_running(process.pid, within=10.0) == []
 
 
+def test_ctrl_c_before_the_processes_begin_still_writes_an_interrupted_result(
+    replay, tmp_path
+) -> None:
+    out = tmp_path / "nothing.json"
+    with ServerThread(by_path) as server:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "pytest_seldon_load.cli", "run", "--url", server.url),
+                *("--replay", str(replay.path), "--rate", "100", "--duration", "30s"),
+                *("--processes", "2", "--no-progress", "--out", str(out)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            assert process.stdout is not None
+            assert b"running" in process.stdout.readline()
+            os.killpg(process.pid, signal.SIGINT)  # the workers are still starting
+            code = process.wait(30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    stderr = process.stderr.read() if process.stderr else b""
+    assert code == 130, stderr
+    result = json.loads(out.read_text())
+    assert result["interrupted"] is True and result["processes"] == 2
+    assert result["requests"] == result["ok"] + result["errors"]  # whatever it measured, whole
+
+
 def _still_running(group: int, within: float) -> list[str]:
     """Processes of `group` still running after up to `within` seconds; exited ones may
     linger as zombies where nothing reaps orphans (a container's init), and do not count."""

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from ..assertions import describe_run, parse_error_rate
 from ..atomic import atomic_write_text
 from ..durations import duration_option, number_option
+from ..endpoint import SeldonEndpoint
 from ..engine import ActiveRun, Companion
-from ..engines import ENGINES, EngineContext, EngineError
+from ..engines import ENGINES, Engine, EngineContext, EngineError
 from ..interrupts import RunInterrupted
 from ..plan import EngineSettings, PlanError, RunPlan
 from ..redact import redact_url
-from ..replay import ReplayError
+from ..replay import ReplayError, ReplayFile
 from ..result import LoadResult
 from .abort import WINDOW_S, ErrorRateAbort
 from .arguments import (
@@ -249,13 +250,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         split += f", part {plan.settings.part} of {plan.settings.parts}"
     if plan.processes > 1:
         split += f", over {plan.processes} processes"
-    print(
+    heading = (
         f"running {plan.rate:g} req/s ({plan.arrival}{split}) for {plan.warmup:g}s warm-up + "
-        f"{plan.duration:g}s against {redact_url(endpoint.base_url)}",
-        flush=True,
+        f"{plan.duration:g}s against {redact_url(endpoint.base_url)}"
     )
     try:
-        result = engine.run(endpoint, replay, plan)
+        result = _run_or_stopped(engine, endpoint, replay, plan, heading)
     except RunInterrupted as interrupted:
         result = interrupted.result
         if abort is not None and abort.reason:
@@ -287,6 +287,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed_everything = _say_if_everything_failed(result)
     thresholds_held = _judge_thresholds(result, args)
     return 1 if failed_everything or not thresholds_held else 0
+
+
+def _run_or_stopped(
+    engine: Engine, endpoint: SeldonEndpoint, replay: ReplayFile, plan: RunPlan, heading: str
+) -> LoadResult:
+    """Say `heading`, then run; a Ctrl-C before the engine could catch it (from the heading
+    until it is sending) still stops it with a result to write: an empty, interrupted one."""
+    try:
+        print(heading, flush=True)
+        return engine.run(endpoint, replay, plan)
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise RunInterrupted(plan.stopped_before_start(endpoint)) from None
 
 
 def _terminal_progress() -> LiveProgress | None:

@@ -240,17 +240,9 @@ class LoadJob:
                 self._wait(time.monotonic() + patience)
                 results = [self._result(pod) for pod in self.pods()]
             except KeyboardInterrupt:
-                raise RunInterrupted(
-                    LoadResult(
-                        target_rate=plan.rate,
-                        duration=0.0,
-                        engine="kubernetes",
-                        interrupted=True,
-                        label=plan.label,
-                        target=redact_url(endpoint.base_url),
-                        seed=plan.seed,
-                    )
-                ) from None
+                stopped = plan.stopped_before_start(endpoint, engine="kubernetes")
+                stopped.processes = self.settings.pods
+                raise RunInterrupted(stopped) from None
         merged = merge_results(results)
         merged.engine = "kubernetes"
         merged.label = plan.label
