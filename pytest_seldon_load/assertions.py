@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
-from .durations import format_ms, parse_budget_ms
+from .durations import format_ms, parse_budget_ms, parse_duration_s
 from .judgement import LAG, NO_LATENCIES, NO_REQUESTS, Judgement
 from .result import LoadResult
 
@@ -77,12 +77,13 @@ def percentile_table(result: LoadResult) -> str:
 
 @dataclass(frozen=True)
 class _Budget:
-    """What a budget assertion judges: its kind, label, limit and quantile."""
+    """What a budget assertion judges: its kind, label, limit, quantile and window."""
 
     kind: str
     label: str
     limit: float
     quantile: float | None = None
+    window_s: int | None = None
 
     def record(
         self, result: LoadResult, passed: bool, measured: float | None, invalid: str = ""
@@ -96,6 +97,7 @@ class _Budget:
                 limit=self.limit,
                 quantile=self.quantile,
                 invalid=invalid,
+                window_s=self.window_s,
             )
         )
 
@@ -159,17 +161,27 @@ def _lag_advice(result: LoadResult) -> str:
 
 
 def assert_percentile_below(
-    result: LoadResult, q: float, budget: float | str, *, allow_lag: bool = False
+    result: LoadResult,
+    q: float,
+    budget: float | str,
+    *,
+    allow_lag: bool = False,
+    every: float | str | None = None,
 ) -> float:
-    """Fail unless the q-th percentile latency (from intended send time) is within budget.
+    """Fail unless the q-th percentile latency (from intended send time) is within budget;
+    with `every` ("10s"), within it in every window of that many seconds of the timeline.
 
-    Returns the measured value in ms.
+    Returns the measured value in ms (with `every`, the worst window's).
     """
     __tracebackhide__ = True
     budget_ms = parse_budget_ms(budget, f"budget for {_q_label(q)}")
-    judged = _Budget("percentile", f"{_q_label(q)} < {format_ms(budget_ms)}", budget_ms, q)
+    window_s = None if every is None else window_seconds(every, f"every ({_q_label(q)})")
+    label = f"{_q_label(q)} < {format_ms(budget_ms)}"
+    if window_s is not None:
+        label += f" in every {window_s}s"
+    judged = _Budget("percentile", label, budget_ms, q, window_s)
     _require_measured(result, judged)
-    measured = result.percentile(q)
+    measured, service, where = _percentile_judged(result, q, judged)
     if math.isnan(measured):
         judged.record(result, False, None, NO_LATENCIES)
         raise InvalidMeasurement(
@@ -181,7 +193,6 @@ def assert_percentile_below(
         # alone, or by more than the worst lag, is the server's. Only a saturated loop (it
         # reads answers late, which inflates both) escapes it.
         health = result.health
-        service = result.service_percentile(q)
         by_service = service > budget_ms
         by_more_than_lag = measured - health.max_lag_ms > budget_ms
         beyond_lag = not health.saturated and (by_service or by_more_than_lag)
@@ -202,7 +213,7 @@ def assert_percentile_below(
             judged,
             round(measured, 3),
             allow_lag,
-            f"{_q_label(q)} latency {format_ms(measured)} is over its budget of "
+            f"{_q_label(q)} latency {format_ms(measured)}{where} is over its budget of "
             f"{format_ms(budget_ms)} ({how})",
             beyond_lag=beyond_lag,
         )
@@ -210,25 +221,65 @@ def assert_percentile_below(
     return measured
 
 
+def window_seconds(every: float | str, what: str) -> int:
+    """A budget window ("10s", 10): whole seconds, at least 1 (the timeline's unit)."""
+    seconds = parse_duration_s(every, what)
+    if seconds < 1 or abs(seconds - round(seconds)) > 1e-9:
+        raise ValueError(f"{what}: a window is a whole number of seconds, got {every!r}")
+    return round(seconds)
+
+
+def _percentile_judged(result: LoadResult, q: float, judged: _Budget) -> tuple[float, float, str]:
+    """The latency and service percentiles the budget judges, and where: the whole run's, or
+    the worst window's (``" in seconds 20-29"``)."""
+    __tracebackhide__ = True
+    if judged.window_s is None:
+        return result.percentile(q), result.service_percentile(q), ""
+    if not result.windows:
+        judged.record(result, False, None, NO_LATENCIES)
+        raise InvalidMeasurement(
+            f"cannot judge {judged.label}: the run has no per-second timeline (an Iago run "
+            f"keeps only its summary)\n{describe_run(result)}"
+        )
+    from .timeline_windows import window_percentiles
+
+    windows = window_percentiles(result, q, judged.window_s)
+    if not windows:
+        return math.nan, math.nan, ""
+    worst = max(windows, key=lambda w: w.latency)
+    return worst.latency, worst.service, f" in {worst.seconds}"
+
+
 class PercentileAssertion(Protocol):
-    """``assert_p99_below(result, budget, *, allow_lag=False) -> float`` and its kin."""
+    """``assert_p99_below(result, budget, *, allow_lag=False, every=None) -> float`` and kin."""
 
     def __call__(
-        self, result: LoadResult, budget: float | str, *, allow_lag: bool = ...
+        self,
+        result: LoadResult,
+        budget: float | str,
+        *,
+        allow_lag: bool = ...,
+        every: float | str | None = ...,
     ) -> float: ...
 
 
 def _percentile_assertion(q: float, name: str) -> PercentileAssertion:
     """`assert_percentile_below` with q fixed, under the name users write."""
 
-    def check(result: LoadResult, budget: float | str, *, allow_lag: bool = False) -> float:
+    def check(
+        result: LoadResult,
+        budget: float | str,
+        *,
+        allow_lag: bool = False,
+        every: float | str | None = None,
+    ) -> float:
         __tracebackhide__ = True
-        return assert_percentile_below(result, q, budget, allow_lag=allow_lag)
+        return assert_percentile_below(result, q, budget, allow_lag=allow_lag, every=every)
 
     check.__name__ = check.__qualname__ = name
     check.__doc__ = (
-        f"Fail unless the {_q_label(q)} latency (from intended send time) is within budget; "
-        f"returns it in ms."
+        f"Fail unless the {_q_label(q)} latency (from intended send time) is within budget "
+        f"(with `every`, in every window of that many seconds); returns it in ms."
     )
     return check
 
@@ -346,13 +397,19 @@ def budget_checks(budgets: dict) -> list:
             parse_throughput(value, f"budgets['{name}']")
             checks.append(lambda r, v=value, **kw: assert_throughput_at_least(r, v, **kw))
         else:
-            q = _budget_percentile(name)
+            quantile, _, window = name.partition("@")
+            q = _budget_percentile(quantile, name)
             parse_budget_ms(value, f"budgets['{name}']")
-            checks.append(lambda r, q=q, v=value, **kw: assert_percentile_below(r, q, v, **kw))
+            every = window_seconds(window, f"budgets['{name}'] window") if window else None
+            checks.append(
+                lambda r, q=q, v=value, e=every, **kw: assert_percentile_below(
+                    r, q, v, every=e, **kw
+                )
+            )
     return checks
 
 
-def _budget_percentile(name: str) -> float:
+def _budget_percentile(name: str, key: str = "") -> float:
     if name == "max":
         return 100.0
     match = _PERCENTILE_KEY.match(name)
@@ -368,8 +425,8 @@ def _budget_percentile(name: str) -> float:
         if 0 < q <= 100:
             return q
     raise ValueError(
-        f"budgets: unknown budget {name!r}; use p50, p90, p95, p99, p999 (or p(99.9), p99.9), "
-        f"max, error_rate or throughput"
+        f"budgets: unknown budget {key or name!r}; use p50, p90, p95, p99, p999 (or p(99.9), "
+        f"p99.9), max, error_rate or throughput; a percentile in every window: p99@10s"
     )
 
 

@@ -48,6 +48,9 @@ class Judgement:
     empty for a pass, and for a failure that is the server's."""
     comparison: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
     """A regression judgement's evidence: `Comparison.to_dict()`."""
+    window_s: int | None = None
+    """A percentile budget held in every window of this many seconds (`measured` is the worst
+    window's); None for the whole run."""
 
     @property
     def server_fault(self) -> bool:
@@ -97,6 +100,8 @@ class Judgement:
         }
         if self.comparison is not None:
             data["comparison"] = dict(self.comparison)
+        if self.window_s is not None:
+            data["window_s"] = self.window_s
         return data
 
     @classmethod
@@ -124,7 +129,17 @@ class Judgement:
             quantile=_number(data, "quantile"),
             invalid=_text(data, "invalid"),
             comparison=dict(comparison) if comparison is not None else None,
+            window_s=_window(data),
         )
+
+
+def _window(data: Mapping[str, Any]) -> int | None:
+    value = data.get("window_s")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"judgement 'window_s' must be a whole number of seconds, got {value!r}")
+    return value
 
 
 _LEGACY_LABELS = (

@@ -1,6 +1,7 @@
 """Pass/fail thresholds for ``seldon-load run`` (and capacity budgets), written as k6 writes them.
 
-``p99<50ms``, ``p(99.9)<200ms``, ``max<1s``, ``error_rate<0.01``, ``throughput>100``. Each
+``p99<50ms``, ``p(99.9)<200ms``, ``max<1s``, ``error_rate<0.01``, ``throughput>100``, and a
+percentile held in every window of the timeline, ``p99@10s<80ms``. Each
 is judged by the same budget function a pytest load test uses (`assertions.budget_checks`),
 so a threshold and a marker budget with the same numbers give the same verdict.
 """
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from ..assertions import InvalidMeasurement, budget_checks
 from ..result import LoadResult
 
-_THRESHOLD = re.compile(r"^\s*([a-z_]+(?:\([0-9.]+\))?|p[0-9.]+)\s*(<=|>=|<|>)\s*(\S.*?)\s*$")
+_THRESHOLD = re.compile(
+    r"^\s*((?:[a-z_]+(?:\([0-9.]+\))?|p[0-9.]+)(?:@[0-9a-z.]+)?)\s*(<=|>=|<|>)\s*(\S.*?)\s*$"
+)
 
 
 @dataclass(frozen=True)

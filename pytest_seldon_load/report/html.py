@@ -250,6 +250,11 @@ def budgets_of(run: Mapping[str, Any]) -> list[Judgement]:
     ]
 
 
+def _every(budget: Judgement) -> str:
+    """`` in every 10s`` for a budget held window by window; nothing for the whole run's."""
+    return f" in every {budget.window_s}s" if budget.window_s else ""
+
+
 def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
@@ -331,7 +336,7 @@ def latency_chart(run: Mapping[str, Any], baseline: LoadResult | None) -> Chart:
             Series("baseline p50", "baseline", base_xs, base_p50s, format_ms, dashed=True),
         ]
     guides = [
-        (b.limit, "budget", f"p{b.quantile:g} budget {format_ms(b.limit)}")
+        (b.limit, "budget", f"p{b.quantile:g}{_every(b)} budget {format_ms(b.limit)}")
         for b in budgets_of(run)
         if b.kind == "percentile" and b.limit is not None and (b.quantile or 0) >= 50
     ]

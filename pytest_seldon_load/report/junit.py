@@ -72,9 +72,10 @@ def capacity_properties(searches: Sequence[dict[str, Any]]) -> list[tuple[str, o
 
 
 def _budget_name(judgement: Judgement) -> str:
-    """p99, p99.9, error_rate, throughput: what the budget bounds."""
+    """p99, p99.9, p99@10s (in every 10 s), error_rate, throughput: what the budget bounds."""
     if judgement.kind == "percentile" and judgement.quantile is not None:
-        return "max" if judgement.quantile >= 100 else f"p{judgement.quantile:g}"
+        name = "max" if judgement.quantile >= 100 else f"p{judgement.quantile:g}"
+        return name + (f"@{judgement.window_s}s" if judgement.window_s else "")
     return judgement.kind
 
 
