@@ -431,18 +431,24 @@ def find_capacity(
 
     def measure(rate: float) -> Stage:
         plan = replace(base, rate=rate, label=f"{label or 'capacity'} @ {rate:g}/s")
-        try:
-            result = runner.run(endpoint, replay, plan)
-        except RunInterrupted as interrupted:
-            search.capacity().stopped = "interrupted"
-            interrupted.capacity = search.capacity()  # type: ignore[attr-defined]
-            raise
-        judged = Stage.judged(rate, result, judged_budgets, allow_lag=allow_lag)
+        judged = Stage.judged(
+            rate, runner.run(endpoint, replay, plan), judged_budgets, allow_lag=allow_lag
+        )
         if on_stage is not None:
             on_stage(judged)
         return judged
 
-    return search.run(measure)
+    try:
+        return search.run(measure)
+    except KeyboardInterrupt as stop:
+        # in a stage, or between two (before the engine could catch it): the stages so far
+        # are kept either way
+        interrupted = stop if isinstance(stop, RunInterrupted) else None
+        if interrupted is None:
+            interrupted = RunInterrupted(base.stopped_before_start(endpoint))
+        search.capacity().stopped = "interrupted"
+        interrupted.capacity = search.capacity()  # type: ignore[attr-defined]
+        raise interrupted from None
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def _replay_cycle(transport: Transport, replay: ReplayFile) -> Iterator[Any]:
     """Each request of the replay as the transport's ready-to-send payload, forever (Iago's
     reuseFile)."""
     prepare = transport.prepare
-    if replay.size_bytes() <= CACHE_REPLAY_BYTES:
+    if replay.size_bytes(up_to=CACHE_REPLAY_BYTES) <= CACHE_REPLAY_BYTES:
         prepared = [prepare(r) for r in replay.requests(reuse=False)]
         while True:
             yield from prepared

@@ -8,10 +8,11 @@ busiest process, named by its position), because one late process is enough to p
 into the merged latencies. This is the only merge: processes and the Kubernetes engine both
 use it.
 
-Windows of the same second are those of the same wall-clock second: parts that began apart
-(load pods scheduled seconds apart, one pulling its image) have their windows shifted by the
-whole seconds between their starts, so the timeline shows when the full rate was reached, and
-the result's health says how far apart they began (`GeneratorHealth.start_spread_s`).
+Each part's seconds count from its own start, so every merged second holds every part's share
+of the rate, and rates divide by the parts' own measured length: a second compared with a
+baseline's is like it. Parts that began apart (load pods scheduled seconds apart, one pulling
+its image) are therefore not wall-clock aligned; the result's health says how far apart they
+began (`GeneratorHealth.start_spread_s`, in failure messages from 1 s).
 """
 
 from __future__ import annotations
@@ -37,14 +38,6 @@ def merge_health(parts: list[GeneratorHealth]) -> GeneratorHealth:
     return merged
 
 
-def _start_offsets(parts: list[LoadResult]) -> list[int]:
-    """Whole seconds each part began after the first (0 for all when a start is unknown)."""
-    if not all(p.started_at > 0 for p in parts):
-        return [0] * len(parts)
-    first = min(p.started_at for p in parts)
-    return [round(p.started_at - first) for p in parts]
-
-
 def merge_results(parts: Iterable[LoadResult]) -> LoadResult:
     """The exact sum of results of one schedule split into parts (in part order)."""
     parts = list(parts)
@@ -68,12 +61,10 @@ def merge_results(parts: Iterable[LoadResult]) -> LoadResult:
         warmup=first.warmup,
         connections=sum(p.connections for p in parts),
     )
-    offsets = _start_offsets(parts)
-    merged.duration = max(offset + p.duration for offset, p in zip(offsets, parts, strict=True))
     if all(p.started_at > 0 for p in parts):
         merged.health.start_spread_s = max(p.started_at for p in parts) - merged.started_at
     windows: dict[int, Window] = {}
-    for offset, part in zip(offsets, parts, strict=True):
+    for part in parts:
         merged.scheduled += part.scheduled
         merged.requests += part.requests
         merged.ok += part.ok
@@ -90,7 +81,6 @@ def merge_results(parts: Iterable[LoadResult]) -> LoadResult:
         hdr.add(merged.latency, part.latency)
         hdr.add(merged.service, part.service)
         for window in part.windows:
-            second = window.second + offset
-            windows.setdefault(second, Window(second)).add(window)
+            windows.setdefault(window.second, Window(window.second)).add(window)
     merged.windows = [windows[s] for s in sorted(windows)]
     return merged

@@ -197,7 +197,7 @@ class RunPlan:
         """The result of this run stopped before anything was measured: empty, interrupted,
         and named, so a saved result or report says so rather than nothing."""
         return LoadResult(
-            target_rate=self.rate,
+            target_rate=self.rate / self.settings.parts,  # a part's share, as a run reports it
             duration=0.0,
             interrupted=True,
             engine=engine,
@@ -207,6 +207,8 @@ class RunPlan:
             seed=self.seed,
             arrival=self.arrival,
             protocol=endpoint.protocol,
+            warmup=self.warmup,
+            connections=self.settings.connections,
         )
 
     def scaled(self, *, time: float = 1.0, rate: float = 1.0) -> RunPlan:

@@ -315,29 +315,48 @@ class ReplayFile:
         whatever its name): large replays travel and keep compressed."""
         source = str(self.path)
         try:
-            handle: BinaryIO = open(self.path, "rb")  # noqa: SIM115
-            if handle.read(2) == GZIP_MAGIC:
-                handle.seek(0)
-                return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
-            handle.seek(0)
-            return handle
+            if self.gzipped:
+                return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return open(self.path, "rb")
         except OSError as exc:
             raise ReplayError(source, 0, f"cannot open the replay file ({exc.strerror})") from None
 
+    @property
+    def gzipped(self) -> bool:
+        """Whether the file is gzip-compressed (its first two bytes)."""
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read(2) == GZIP_MAGIC
+        except OSError as exc:
+            raise ReplayError(
+                str(self.path), 0, f"cannot open the replay file ({exc.strerror})"
+            ) from None
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The replay's bytes, un-gzipped, `size` at a time; a damaged gzip stream is a
+        ReplayError naming the file."""
+        with self.open_bytes() as handle:
+            while True:
+                try:
+                    chunk = handle.read(size)
+                except (OSError, EOFError) as exc:
+                    raise ReplayError(
+                        str(self.path), 0, f"the gzip stream is damaged ({exc})"
+                    ) from None
+                if not chunk:
+                    return
+                yield chunk
+
     def read_bytes(self) -> bytes:
         """Every byte of the replay, un-gzipped (a copy for a pod, say)."""
-        with self.open_bytes() as handle:
-            try:
-                return handle.read()
-            except (OSError, EOFError) as exc:
-                raise ReplayError(str(self.path), 0, f"not a readable gzip file ({exc})") from None
+        return b"".join(self.chunks())
 
     def _read_once(self) -> Iterator[ReplayRequest]:
         source = str(self.path)
         bad = 0
         with self.open_bytes() as handle:
             # Bytes, decoded line by line: a bad byte is reported on its own line.
-            for line_number, raw in enumerate(_lines(handle, source), 1):
+            for line_number, raw in enumerate(lines_of(handle, source), 1):
                 try:
                     request = parse_raw_line(raw, line_number, source)
                 except ReplayError:
@@ -362,16 +381,20 @@ class ReplayFile:
             if not reuse:
                 return
 
-    def size_bytes(self) -> int:
-        """The replay's size un-gzipped (a gzip file's trailer holds it, modulo 4 GiB)."""
-        with open(self.path, "rb") as handle:
-            if handle.read(2) != GZIP_MAGIC:
-                return self.path.stat().st_size
-            handle.seek(-4, os.SEEK_END)
-            return int.from_bytes(handle.read(4), "little")
+    def size_bytes(self, up_to: int | None = None) -> int:
+        """The replay's size un-gzipped; with `up_to`, a gzip file is read only until it is
+        past that size (the answer is then some size above it)."""
+        if not self.gzipped:
+            return self.path.stat().st_size
+        total = 0
+        for chunk in self.chunks():
+            total += len(chunk)
+            if up_to is not None and total > up_to:
+                break
+        return total
 
 
-def _lines(handle: BinaryIO, source: str) -> Iterator[bytes]:
+def lines_of(handle: BinaryIO, source: str) -> Iterator[bytes]:
     """The handle's lines; a damaged gzip stream is a ReplayError after the last good line."""
     number = 0
     try:

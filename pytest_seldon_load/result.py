@@ -267,8 +267,9 @@ class GeneratorHealth:
     busiest_process: int = 0
     """Of a merged result: which part (process or pod, from 0) had `busy_fraction`."""
     start_spread_s: float = 0.0
-    """Of a merged result: how far apart in time its parts began (load pods scheduled
-    apart); the timeline's first and last seconds then hold only the parts running."""
+    """Of a merged result: how far apart in time its parts began (load pods scheduled apart).
+    Each part's seconds count from its own start, so the server saw the full rate only while
+    all of them ran."""
 
     @property
     def late_fraction(self) -> float:
@@ -308,8 +309,8 @@ class GeneratorHealth:
             text += f"; {describe_steal(self.steal_fraction)}"
         if self.start_spread_s >= START_SPREAD_WORTH_MENTIONING_S:
             text += (
-                f"; its parts began {self.start_spread_s:.1f}s apart (the first and last "
-                f"seconds did not get the full rate)"
+                f"; its parts began {self.start_spread_s:.1f}s apart (the server had the full "
+                f"rate only while all ran)"
             )
         return text
 

@@ -401,3 +401,35 @@ def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):
     partial = stopped.value.capacity  # type: ignore[attr-defined]
     assert [s.rate for s in partial.stages] == [10, 20] and partial.rate == 20
     assert partial.stopped == "interrupted"
+
+
+def test_ctrl_c_between_stages_keeps_the_stages_so_far(tmp_path):
+    from pytest_seldon_load import RunInterrupted
+
+    class Quick:
+        name = "quick"
+
+        def run(self, endpoint, replay, plan) -> LoadResult:
+            return recorded_run([10.0], rate=20)
+
+    def stop_after_two(stage: Stage) -> None:
+        if stage.rate >= 20:  # the second stage has ended; Ctrl-C before the third starts
+            raise KeyboardInterrupt
+
+    registry = EngineRegistry(entry_point_group=None)
+    registry.add("quick", lambda context: Quick())
+    replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
+    with pytest.raises(RunInterrupted) as stopped:
+        find_capacity(
+            SeldonEndpoint("http://127.0.0.1:9"),
+            replay,
+            start=10,
+            max_rate=1000,
+            stage="1s",
+            engine="quick",
+            registry=registry,
+            on_stage=stop_after_two,
+        )
+    partial = stopped.value.capacity  # type: ignore[attr-defined]
+    assert partial.stopped == "interrupted" and [s.rate for s in partial.stages] == [10]
+    assert stopped.value.result.interrupted and stopped.value.result.requests == 0

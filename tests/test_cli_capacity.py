@@ -137,3 +137,22 @@ def test_ctrl_c_keeps_the_stages_run_so_far(replay, tmp_path):
     partial = Capacity.from_dict(json.loads(out.read_text()))
     assert [s.rate for s in partial.stages][:2] == [10, 20] and partial.stopped == "interrupted"
     assert f"capacity written to {out}" in rest
+
+
+def test_a_replay_that_breaks_off_in_a_stage_is_named_as_bad_input(tmp_path, capsys):
+    import gzip
+
+    line = v2_request("iris", [[5.1, 3.5, 1.4, 0.2]]).to_line()
+    packed = gzip.compress(("\n".join([line] * 20_000) + "\n").encode())
+    broken = tmp_path / "broken.replay.gz"
+    broken.write_bytes(packed[: len(packed) // 2])  # the first lines read, then the cut
+    with ServerThread(Slots(workers=50, service_s=0.001)) as server:
+        code = main(
+            [
+                *("capacity", "--url", server.url, "--replay", str(broken)),
+                *("--start", "10", "--max-rate", "20", "--stage", "1s", "--warmup", "0s"),
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--replay:" in err and "the gzip stream is damaged" in err

@@ -208,7 +208,7 @@ def test_a_route_the_mesh_does_not_know_fails_every_grpc_call(
 
 def test_a_seldon_deployment_is_not_offered_over_grpc():
     deployment = SeldonEndpoint("http://127.0.0.1:9000", name="SeldonDeployment ns/iris")
-    with pytest.raises(ClusterError, match=r"SeldonDeployment ns/iris: gRPC reaches Core 2"):
+    with pytest.raises(ClusterError, match=r"SeldonDeployment ns/iris: gRPC \(--seldon-protocol"):
         get("sdep").grpc_endpoint(deployment, "http://iris.ns.svc:8000")
 
 
@@ -226,11 +226,21 @@ def test_the_mesh_url_becomes_a_grpc_target(url, expected):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://ingress.example/seldon/mesh", "ftp://mesh.example", "http://user:tok@/"]
+    "url",
+    [
+        "http://ingress.example/seldon/mesh",
+        "ftp://mesh.example",
+        "http://user:tok@/",
+        "http://user:tok@mesh.example",
+        "http://mesh.example:99999",
+        "http://mesh.example:port",
+        "http://mesh.example/?route=x",
+    ],
 )
 def test_a_mesh_url_grpc_cannot_use_is_named(url):
-    with pytest.raises(ClusterError, match=r"^Model ns/iris: gRPC needs the mesh at a bare"):
+    with pytest.raises(ClusterError, match=r"^Model ns/iris: gRPC needs the mesh at a bare") as e:
         grpc_url(url, "Model ns/iris")
+    assert "tok" not in str(e.value)
 
 
 def test_a_renamed_mesh_service_is_used(emulator, mesh, kubeconfig, namespace):

@@ -101,25 +101,19 @@ def test_the_merge_is_exact_histograms_windows_counts_worst_lag_and_busiest_proc
     assert again.p99 == merged.p99
 
 
-def test_parts_that_began_apart_are_merged_by_wall_clock_second() -> None:
+def test_parts_that_began_apart_say_so_and_keep_their_own_seconds() -> None:
     early, late = _recorded(1, 0.2, 0.0), _recorded(2, 0.2, 0.0)
     early.started_at, late.started_at = 1_700_000_000.0, 1_700_000_003.2  # a pod 3.2 s late
     merged = merge_results([early, late])
+    # each part's second s is merged second s: every second holds both parts' share
     by_second = {w.second: w for w in merged.windows}
-    # the late part's second s is the merged second s + 3
-    assert set(by_second) == {w.second for w in early.windows} | {
-        w.second + 3 for w in late.windows
-    }
-    assert by_second[0].ok == early.windows[0].ok  # the early part alone in its first second
-    assert by_second[4].ok == late.windows[1].ok  # the late part alone in its second one
-    assert merged.duration == 5  # from the first start to the late part's end
-    assert merged.scheduled == 4000 and merged.latency.get_total_count() == 4000  # nothing lost
+    assert by_second[0].ok == early.windows[0].ok + late.windows[0].ok
+    assert merged.duration == 2 and merged.scheduled == 4000  # rates over the parts' length
     assert merged.health.start_spread_s == pytest.approx(3.2)
     assert "its parts began 3.2s apart" in merged.health.describe()
     assert LoadResult.from_json(merged.to_json()).health.start_spread_s == pytest.approx(3.2)
     together = merge_results([_recorded(1, 0.2, 0.0), _recorded(2, 0.2, 0.0)])  # start unknown
     assert together.health.start_spread_s == 0 and "apart" not in together.health.describe()
-    assert [w.second for w in together.windows] == [w.second for w in early.windows]
 
 
 def test_a_load_marker_and_the_option_split_a_test_run(pytester, server) -> None:
@@ -236,7 +230,7 @@ def test_ctrl_c_before_the_processes_begin_still_writes_an_interrupted_result(
     assert code == 130, stderr
     result = json.loads(out.read_text())
     assert result["interrupted"] is True and result["processes"] == 2
-    assert result["requests"] == result["ok"] + result["errors"]  # whatever it measured, whole
+    assert result["requests"] == 0 and result["duration"] == 0  # stopped before it began
 
 
 def _still_running(group: int, within: float) -> list[str]:

@@ -361,3 +361,28 @@ def test_a_damaged_gzip_replay_names_the_file_and_where_it_broke(tmp_path):
     path.write_bytes(data[:2] + b"\x00" * 40)  # the magic, then no gzip at all
     with pytest.raises(ReplayError, match="the gzip stream is damaged"):
         list(ReplayFile(path))
+
+
+def test_a_tiny_or_multi_part_gzip_replay_has_its_true_size(tmp_path):
+    two = tmp_path / "two.replay.gz"
+    two.write_bytes(gzip.compress(b"/a\n" * 7) + gzip.compress(b"/bb\n" * 1000))  # cat a.gz b.gz
+    replay = ReplayFile(two)
+    assert replay.size_bytes() == 21 + 4000 and len(list(replay)) == 1007
+    assert 100 < replay.size_bytes(up_to=100) <= 4021  # stops reading once past the limit
+    tiny = tmp_path / "tiny.replay"
+    tiny.write_bytes(b"\x1f\x8b")  # the magic and nothing else
+    with pytest.raises(ReplayError, match=r"tiny\.replay:0: the gzip stream is damaged"):
+        ReplayFile(tiny).size_bytes()
+
+
+def test_replay_check_reads_a_gzip_replay_as_a_run_does(tmp_path, capsys):
+    from pytest_seldon_load.cli import main
+
+    path = _gzipped(tmp_path, ["/v2/models/iris/ready"] * 3 + ["FETCH /x"])
+    assert main(["replay", "check", str(path)]) == 1  # one bad line, named by its number
+    printed = capsys.readouterr()
+    assert "3" in printed.out and "line 4" in printed.out + printed.err
+    broken = tmp_path / "broken.replay.gz"
+    broken.write_bytes(path.read_bytes()[:20])
+    assert main(["replay", "check", str(broken)]) == 2
+    assert "the gzip stream is damaged" in capsys.readouterr().err

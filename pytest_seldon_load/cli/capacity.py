@@ -16,6 +16,7 @@ from ..capacity import Capacity, Stage, find_capacity, judge_capacity
 from ..durations import duration_option, number_option
 from ..interrupts import RunInterrupted
 from ..plan import EngineSettings, PlanError
+from ..replay import ReplayError
 from . import target
 from .arguments import (
     CommandError,
@@ -33,7 +34,7 @@ SEARCH_OPTIONS: dict[str, OptionSpec] = {
     "start": ("R", number_option(), None, "the first stage's rate (default: --max-rate/64)"),
     "growth": ("X", number_option(), 2.0, "times X each stage while budgets hold (default: 2)"),
     "step": ("R", number_option(), None, "instead of --growth, R req/s more each stage"),
-    "resolution": ("F", number_option(), 0.1, "halve the gap to F of the good rate (default 0.1)"),
+    "resolution": ("F", number_option(), 0.1, "halve the gap to F of the good rate (default: 0.1)"),
     "stage": ("D", duration_option(), 10.0, "measured length of each stage (default: 10s)"),
     "warmup": ("D", duration_option(allow_zero=True), None, "not counted (default: --stage/5)"),
     "max_stages": ("N", number_option(whole=True), 12, "the most stages run (default: 12)"),
@@ -139,6 +140,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     except PlanError as exc:
         option = "--" + exc.argument.replace("_", "-")
         raise CommandError(option + str(exc)[len(exc.argument) :]) from None
+    except ReplayError as exc:  # a line a stage could not send, a damaged gzip stream
+        raise CommandError(f"--replay: {exc}") from None
     except RunInterrupted as interrupted:
         partial = getattr(interrupted, "capacity", None)
         if isinstance(partial, Capacity):

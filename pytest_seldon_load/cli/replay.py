@@ -21,7 +21,7 @@ from ..generate import (
     write_recommendation_replay,
 )
 from ..protocols import ProtocolOptionError
-from ..replay import ReplayError, parse_raw_line
+from ..replay import ReplayError, ReplayFile, lines_of, parse_raw_line
 from .arguments import CommandError, Parser, command_parser, hide_keys, percent, seed, whole
 
 # --- replay prediction ----------------------------------------------------------------
@@ -451,18 +451,22 @@ def check_replay(path: str | Path) -> tuple[Counter, list[tuple[int, str, str]]]
     counts: Counter = Counter()
     bad: list[tuple[int, str, str]] = []
     try:
-        handle = open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise CommandError(f"cannot open the replay file {source} ({exc.strerror})") from None
+        handle = ReplayFile(Path(path)).open_bytes()  # un-gzipped, as a run reads it
+    except ReplayError as exc:
+        raise CommandError(f"cannot open the replay file {source} ({exc.reason})") from None
     with handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                request = parse_raw_line(raw, number, source)
-            except ReplayError as exc:
-                bad.append((number, exc.reason, exc.shown))
-                continue
-            if request is not None:
-                counts[(request.method, request.path.partition("?")[0])] += 1
+        lines = enumerate(lines_of(handle, source), 1)
+        try:
+            for number, raw in lines:
+                try:
+                    request = parse_raw_line(raw, number, source)
+                except ReplayError as exc:
+                    bad.append((number, exc.reason, exc.shown))
+                    continue
+                if request is not None:
+                    counts[(request.method, request.path.partition("?")[0])] += 1
+        except ReplayError as exc:  # the gzip stream broke off: nothing after it can be read
+            raise CommandError(str(exc)) from None
     return counts, bad
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..atomic import check_output_path
 from ..report.html import render_report, write_report
@@ -72,5 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     shown = f", {len(overlays)} with their baseline" if overlays else ""
     if saved.capacities:
         shown += f", {len(saved.capacities)} capacity searches"
+    for problem in saved.damaged_capacities:
+        print(f"note: a capacity search left out: {hide_keys(problem)}", file=sys.stderr)
     print(f"wrote {hide_keys(str(path))}: {len(saved.runs)} runs{shown}")
     return 0

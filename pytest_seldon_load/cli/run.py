@@ -51,9 +51,9 @@ DEFAULT_DURATION = "1h"
 PLAN_OPTIONS: dict[str, OptionSpec] = {
     # RunPlan's field: metavar, type, default, help; the option is --ramp-from &c.
     "duration": ("D", duration_option(), DEFAULT_DURATION, "measured run length (default: 1h)"),
-    "warmup": ("D", duration_option(allow_zero=True), 0.0, "not counted, before it (default: 0)"),
+    "warmup": ("D", duration_option(allow_zero=True), 0.0, "sent, not counted, first (default: 0)"),
     "ramp": ("D", duration_option(allow_zero=True), None, "ramp length (slow-start-poisson: 240s)"),
-    "ramp_from": ("R", number_option(allow_zero=True), None, "the ramp's first rate (default: 1)"),
+    "ramp_from": ("R", number_option(allow_zero=True), None, "the ramp's first rate (see below)"),
     "processes": ("N", number_option(whole=True), 1, "worker processes, one result (default: 1)"),
 }
 """The run's shape: passed to RunPlan by the same names."""
@@ -77,7 +77,8 @@ while it runs, --admin-port serves Iago's admin paths (Ostrich's shape and metri
 latency in client/request_latency_ms is measured from the intended send time.
 
 the run's length: --duration is measured after --warmup; Iago ran until killed, so the
-default is an hour. slow-start-poisson ramps from --ramp-from (1 req/s) over --ramp (240s).
+default is an hour. slow-start-poisson ramps from --ramp-from (1 req/s) over --ramp (240s);
+the ramp arrival ramps from --ramp-from (0) over --ramp (all of --duration).
 splitting: --processes N sends from N worker processes of this machine, one merged result;
 --part I --parts N sends only part I (from 0) of the seeded schedule, as load pod I of a
 Kubernetes Job does: give every part the same --seed.

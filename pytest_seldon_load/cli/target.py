@@ -19,7 +19,12 @@ from .arguments import CommandError, OptionSpec, add_options, seed
 
 SETTINGS_OPTIONS: dict[str, OptionSpec] = {
     # EngineSettings' field: metavar, type, default, help
-    "connections": ("N", number_option(whole=True), 64, "keep-alive connections (default: 64)"),
+    "connections": (
+        "N",
+        number_option(whole=True),
+        64,
+        "connections, in-flight bound (default: 64)",
+    ),
     "timeout": ("D", duration_option(), 10.0, "per-request timeout (default: 10s)"),
 }
 """How requests travel: passed to EngineSettings by the same names."""

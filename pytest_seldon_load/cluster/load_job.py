@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import gzip
+import io
 import secrets
 import time
 from collections.abc import Iterator
@@ -189,15 +190,25 @@ def manifests(
 
 
 def _replay_gzip(replay: ReplayFile) -> str:
-    """The replay gzip-compressed, base64 as a ConfigMap's binaryData holds it."""
-    packed = gzip.compress(replay.read_bytes(), compresslevel=9, mtime=0)
-    if len(packed) > MAX_CONFIGMAP_REPLAY_BYTES:
-        raise ClusterError(
-            f"{replay.path}: {len(packed)} bytes gzip-compressed; the kubernetes engine carries "
-            f"replays of up to {MAX_CONFIGMAP_REPLAY_BYTES} bytes compressed (a ConfigMap "
-            f"holds 1 MiB)"
+    """The replay gzip-compressed, base64 as a ConfigMap's binaryData holds it; compressed as
+    it is read, and refused as soon as it is past the limit (a huge replay is never held)."""
+    limit = MAX_CONFIGMAP_REPLAY_BYTES
+
+    def refused(size: str) -> ClusterError:
+        return ClusterError(
+            f"{replay.path}: {size} bytes gzip-compressed; the kubernetes engine carries "
+            f"replays of up to {limit} bytes compressed (a ConfigMap holds 1 MiB)"
         )
-    return base64.b64encode(packed).decode("ascii")
+
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", compresslevel=9, mtime=0) as writer:
+        for chunk in replay.chunks():
+            writer.write(chunk)
+            if packed.tell() > limit:
+                raise refused(f"over {limit}")
+    if packed.tell() > limit:
+        raise refused(str(packed.tell()))
+    return base64.b64encode(packed.getvalue()).decode("ascii")
 
 
 class LoadJob:

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any
 
 from ..consumer_keys import ConsumerKeyError, key_from_json
 from ..endpoint import SeldonEndpoint
@@ -26,9 +26,6 @@ from .portforward import PortForwarder, service_target
 from .resources import get, parse_target
 from .resources.core2 import without_route_pins
 from .transport import PodTransport
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
 KEY_SOURCES = ("secret", "configmap")
 MESH_SERVICE = "seldon-mesh"
@@ -44,15 +41,6 @@ def parse_key_source(text: str) -> tuple[str, str]:
             f"--seldon-consumer-keys: expected secret/NAME or configmap/NAME, got {text!r}"
         )
     return kind.lower(), name
-
-
-class ResourceOptions(TypedDict, total=False):
-    """The keywords `SeldonCluster.resource` takes beside the kind and name."""
-
-    namespace: str | None
-    timeout: float | None
-    headers: Mapping[str, str] | None
-    grpc: bool
 
 
 class SeldonCluster:
@@ -94,18 +82,24 @@ class SeldonCluster:
         """A Core 1 SeldonDeployment as an endpoint, once its status.state is Available."""
         return self.resource("sdep", name, namespace=namespace, timeout=timeout)
 
-    def model(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
+    def model(
+        self, name: str, namespace: str | None = None, timeout: float | None = None, **more: Any
+    ) -> SeldonEndpoint:
         """A Core 2 Model as an endpoint (through the mesh), once its Ready condition is True;
-        ``grpc=True`` reaches it over the mesh's gRPC (Pipelines and Experiments too)."""
-        return self.resource("model", name, **options)
+        `more` as `resource` takes it (``grpc=True``: over the mesh's gRPC)."""
+        return self.resource("model", name, namespace=namespace, timeout=timeout, **more)
 
-    def pipeline(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
+    def pipeline(
+        self, name: str, namespace: str | None = None, timeout: float | None = None, **more: Any
+    ) -> SeldonEndpoint:
         """A Core 2 Pipeline as an endpoint (``/v2/pipelines/NAME/infer``), once Ready."""
-        return self.resource("pipeline", name, **options)
+        return self.resource("pipeline", name, namespace=namespace, timeout=timeout, **more)
 
-    def experiment(self, name: str, **options: Unpack[ResourceOptions]) -> SeldonEndpoint:
+    def experiment(
+        self, name: str, namespace: str | None = None, timeout: float | None = None, **more: Any
+    ) -> SeldonEndpoint:
         """A Core 2 Experiment as an endpoint, once its Ready condition is True."""
-        return self.resource("experiment", name, **options)
+        return self.resource("experiment", name, namespace=namespace, timeout=timeout, **more)
 
     def endpoint_for(
         self, target: str, timeout: float | None = None, *, grpc: bool = False

@@ -41,7 +41,8 @@ class PodCommand:
     @property
     def what(self) -> str:
         """How messages name it: ``exec 'sh' in pod load/iago-1``."""
-        return f"exec {self.argv[0]!r} in pod {self.namespace}/{self.pod}"
+        command = repr(self.argv[0]) if self.argv else "(no command)"
+        return f"exec {command} in pod {self.namespace}/{self.pod}"
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class SavedRuns:
     """Runs that cannot be used, by key, with the field at fault; the others can."""
     capacities: list[dict[str, Any]] = field(default_factory=list)
     """A session's capacity searches, each readable by `Capacity.from_dict`."""
+    damaged_capacities: list[str] = field(default_factory=list)
+    """Searches that cannot be read, each with the field at fault; set aside, as runs are."""
 
     def result(self, key: str) -> LoadResult:
         """The run `key` as a LoadResult, checked down to its per-second histograms;
@@ -151,7 +153,7 @@ def _from_session(data: dict[str, Any], source: str) -> SavedRuns:
     saved = SavedRuns(
         source, "session", {}, tables["machine"], tables["commit"], str(data.get("created", ""))
     )
-    saved.capacities = _capacities(data.get("capacities", []), source)
+    saved.capacities, saved.damaged_capacities = _capacities(data.get("capacities", []), source)
     for index, run in enumerate(runs):
         if not isinstance(run, dict):
             raise SavedRunsError(f"{source}: runs[{index}] must be an object")
@@ -173,17 +175,18 @@ def _from_session(data: dict[str, Any], source: str) -> SavedRuns:
     return saved
 
 
-def _capacities(searches: Any, source: str) -> list[dict[str, Any]]:
-    """The session's capacity searches, each checked as `Capacity.from_dict` reads it."""
+def _capacities(searches: Any, source: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The session's readable capacity searches, and what is wrong with the others."""
     from ..capacity import Capacity
 
     if not isinstance(searches, list):
-        raise SavedRunsError(
-            f"{source}: 'capacities' must be a list, got {type(searches).__name__}"
-        )
+        return [], [f"{source}: 'capacities' must be a list, got {type(searches).__name__}"]
+    readable, damaged = [], []
     for index, search in enumerate(searches):
         try:
             Capacity.from_dict(search)
         except ValueError as exc:
-            raise SavedRunsError(f"{source}: capacities[{index}]: {exc}") from None
-    return [dict(search) for search in searches]
+            damaged.append(f"{source}: capacities[{index}]: {exc}")
+            continue
+        readable.append(dict(search))
+    return readable, damaged

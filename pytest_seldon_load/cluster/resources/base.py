@@ -127,8 +127,9 @@ class ResourceKind(ABC):
     ) -> tuple[SeldonEndpoint, str]:
         """`endpoint` (and its in-cluster URL) over gRPC, for a kind whose server speaks it."""
         raise ClusterError(
-            f"{endpoint.name or self.kind}: gRPC reaches Core 2 Models, Pipelines and "
-            f"Experiments (through the mesh); a {self.kind} is reached over HTTP"
+            f"{endpoint.name or self.kind}: gRPC (--seldon-protocol grpc, grpc=True) reaches "
+            f"Core 2 Models, Pipelines and Experiments through the mesh; a {self.kind} is "
+            f"reached over HTTP"
         )
 
     # --- reading and waiting, shared by every kind ----------------------------------------

@@ -27,11 +27,15 @@ def grpc_url(url: str, what: str) -> str:
     spelled out (gRPC has no default port); a URL with a path cannot carry gRPC."""
     parts = urlsplit(url)
     scheme = {"http": "grpc", "https": "grpcs"}.get(parts.scheme)
-    if scheme is None or parts.path.strip("/") or not parts.hostname:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port out of range or not a number
+        port = 0
+    extra = parts.path.strip("/") or parts.query or parts.fragment or "@" in parts.netloc
+    if scheme is None or extra or not parts.hostname or not port:
         raise ClusterError(
             f"{what}: gRPC needs the mesh at a bare http(s)://HOST[:PORT], got {redact_url(url)}"
         )
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{scheme}://{host}:{port}"
 
