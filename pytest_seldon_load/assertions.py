@@ -88,18 +88,9 @@ class _Budget:
     def record(
         self, result: LoadResult, passed: bool, measured: float | None, invalid: str = ""
     ) -> None:
-        result.judgements.append(
-            Judgement(
-                kind=self.kind,
-                label=self.label,
-                passed=passed,
-                measured=measured,
-                limit=self.limit,
-                quantile=self.quantile,
-                invalid=invalid,
-                window_s=self.window_s,
-            )
-        )
+        # Judgement's fields in order: kind, label, passed, measured, limit, quantile, invalid
+        judged = (self.kind, self.label, passed, measured, self.limit, self.quantile, invalid)
+        result.judgements.append(Judgement(*judged, window_s=self.window_s))
 
 
 GENERATOR_ERROR_KINDS = frozenset({"timeout", "unsent"})

@@ -201,10 +201,5 @@ def endpoint_transport(endpoint: SeldonEndpoint, settings: EngineSettings) -> Gr
     if settings.proxy is not None:
         raise ValueError("an HTTP proxy cannot carry gRPC calls; reach the gRPC port directly")
     return GrpcTransport(
-        endpoint.base_url,
-        connections=settings.connections,
-        timeout=settings.timeout,
-        metadata=endpoint.headers,
-        max_answer_bytes=settings.max_answer_bytes,
-        tls=settings.tls,
+        endpoint.base_url, metadata=endpoint.headers, **settings.connection_options()
     )

@@ -125,6 +125,16 @@ class EngineSettings:
         if not self.part < self.parts:
             raise PlanError("part", f"must be in 0..{self.parts - 1}, got {self.part}")
 
+    def connection_options(self) -> dict[str, Any]:
+        """What every transport takes from the settings, by its keyword: pool size, per-request
+        timeout, answer size limit and TLS trust."""
+        return {
+            "connections": self.connections,
+            "timeout": self.timeout,
+            "max_answer_bytes": self.max_answer_bytes,
+            "tls": self.tls,
+        }
+
     @property
     def in_flight_bound(self) -> int:
         return self.max_in_flight or self.connections

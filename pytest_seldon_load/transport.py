@@ -62,14 +62,7 @@ class HttpTransport(HttpPool):
     """
 
     def __init__(self, endpoint: SeldonEndpoint, settings: EngineSettings) -> None:
-        super().__init__(
-            endpoint.base_url,
-            connections=settings.connections,
-            timeout=settings.timeout,
-            max_answer_bytes=settings.max_answer_bytes,
-            tls=settings.tls,
-            proxy=settings.proxy,
-        )
+        super().__init__(endpoint.base_url, proxy=settings.proxy, **settings.connection_options())
         self.endpoint_headers: Mapping[str, str] = {
             k: v for k, v in endpoint.headers.items() if k.lower() not in NEVER_REPLAYED
         }
