@@ -370,6 +370,22 @@ def pytest_seldon_load_engines(config, registry):
     assert "### capacity" in summary_md and "| by hand |" in summary_md
 
 
+def _interrupted_search(tmp_path, engine, **options):
+    """A search on `engine` (made for every stage's run) stopped by Ctrl-C: its exception."""
+    from pytest_seldon_load import RunInterrupted
+
+    registry = EngineRegistry(entry_point_group=None)
+    registry.add("scripted", lambda context: engine)
+    replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
+    endpoint = SeldonEndpoint("http://127.0.0.1:9")
+    with pytest.raises(RunInterrupted) as stopped:
+        find_capacity(
+            endpoint, replay, start=10, max_rate=1000, stage="1s", engine="scripted",
+            registry=registry, **options,
+        )  # fmt: skip
+    return stopped.value
+
+
 def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):
     from pytest_seldon_load import RunInterrupted
 
@@ -385,27 +401,12 @@ def test_ctrl_c_stops_the_search_and_keeps_the_stages_so_far(tmp_path):
                 raise RunInterrupted(result)
             return result
 
-    registry = EngineRegistry(entry_point_group=None)
-    registry.add("stopped", lambda context: StoppedOnTheThirdStage())
-    replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
-    with pytest.raises(RunInterrupted) as stopped:
-        find_capacity(
-            SeldonEndpoint("http://127.0.0.1:9"),
-            replay,
-            start=10,
-            max_rate=1000,
-            stage="1s",
-            engine="stopped",
-            registry=registry,
-        )
-    partial = stopped.value.capacity  # type: ignore[attr-defined]
+    partial = _interrupted_search(tmp_path, StoppedOnTheThirdStage()).capacity
     assert [s.rate for s in partial.stages] == [10, 20] and partial.rate == 20
     assert partial.stopped == "interrupted"
 
 
 def test_ctrl_c_between_stages_keeps_the_stages_so_far(tmp_path):
-    from pytest_seldon_load import RunInterrupted
-
     class Quick:
         name = "quick"
 
@@ -416,20 +417,7 @@ def test_ctrl_c_between_stages_keeps_the_stages_so_far(tmp_path):
         if stage.rate >= 20:  # the second stage has ended; Ctrl-C before the third starts
             raise KeyboardInterrupt
 
-    registry = EngineRegistry(entry_point_group=None)
-    registry.add("quick", lambda context: Quick())
-    replay = write_replay(tmp_path / "r.txt", [v2_request("iris", [[1.0, 2.0, 3.0, 4.0]])])
-    with pytest.raises(RunInterrupted) as stopped:
-        find_capacity(
-            SeldonEndpoint("http://127.0.0.1:9"),
-            replay,
-            start=10,
-            max_rate=1000,
-            stage="1s",
-            engine="quick",
-            registry=registry,
-            on_stage=stop_after_two,
-        )
-    partial = stopped.value.capacity  # type: ignore[attr-defined]
+    stopped = _interrupted_search(tmp_path, Quick(), on_stage=stop_after_two)
+    partial = stopped.capacity
     assert partial.stopped == "interrupted" and [s.rate for s in partial.stages] == [10]
-    assert stopped.value.result.interrupted and stopped.value.result.requests == 0
+    assert stopped.result.interrupted and stopped.result.requests == 0
