@@ -43,6 +43,7 @@ single-run baseline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -251,13 +252,14 @@ def _quantile(counts: np.ndarray, q: float) -> np.ndarray:
 
 
 def shipped(pair: Pair) -> Outcome:
-    """The default: compare_runs, the one rule of assert_no_regression (stratified)."""
+    """The default: compare_runs, the one rule of assert_no_regression."""
     comparison = compare_runs(*pair.runs, tolerance=pair.tolerance)
     return comparison.is_regression, comparison.detectable
 
 
 def plain_rank_test(pair: Pair) -> Outcome:
-    """The rule before: the same exact rank test on per-second p99, every second alike."""
+    """The rule before levels: the same exact rank test on per-second p99, every second
+    alike."""
     from pytest_seldon_load import regression
 
     baseline, current = pair.runs
@@ -271,6 +273,27 @@ def plain_rank_test(pair: Pair) -> Outcome:
         "",
         regression.window_values(baseline, "p99"),
         regression.window_values(current, "p99"),
+    )
+    return comparison.is_regression, comparison.detectable
+
+
+def levels_before(pair: Pair) -> Outcome:
+    """The rule before outliers were set aside: the raw per-second p99, within disturbance
+    levels (the default's fallback when the current run sets more aside)."""
+    from pytest_seldon_load import regression
+
+    baseline, current = pair.runs
+    limit = regression.parse_tolerance("p99", pair.tolerance)
+    comparison = regression._compare(
+        baseline,
+        current,
+        "p99",
+        limit,
+        0.99,
+        "",
+        regression.window_values(baseline, "p99"),
+        regression.window_values(current, "p99"),
+        regression.disturbance_levels(baseline, current),
     )
     return comparison.is_regression, comparison.detectable
 
@@ -359,18 +382,147 @@ def permutation_medians(pair: Pair, permutations: int = 2000) -> Outcome:
     return _flag(p_value, change, pair)
 
 
+def _centres(width: int) -> np.ndarray:
+    return np.exp(_LOWEST + (np.arange(width) + 0.5) * _BIN)
+
+
+def _stratified_estimate(
+    x: np.ndarray, y: np.ndarray, labels_b: np.ndarray, labels_c: np.ndarray
+) -> tuple[float, float]:
+    """(p, shift) of the rank test within levels, as the default's fallbacks: the plain test
+    when the current run is significantly more disturbed or the levels cannot reach 0.99."""
+    from pytest_seldon_load.regression import more_disturbed
+
+    if (labels_b.any() or labels_c.any()) and not more_disturbed(labels_b, labels_c, 0.99):
+        shared = np.intersect1d(labels_b, labels_c)
+        sizes = tuple((int((labels_b == s).sum()), int((labels_c == s).sum())) for s in shared)
+        if sizes and smallest_strata_p(sizes) < ALPHA:
+            e = rank_shift(x, y, 0.99, baseline_strata=labels_b, current_strata=labels_c)
+            return e.p_value, e.shift
+    e = rank_shift(x, y, 0.99)
+    return e.p_value, e.shift
+
+
+def _levels(spread_b: np.ndarray, spread_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = float(np.median(np.r_[spread_b, spread_c])) + np.log((1.3, 2.0, 5.0))
+    return np.digitize(spread_b, edges), np.digitize(spread_c, edges)
+
+
+def per_level_quantile(pair: Pair, low_q: float = 90.0) -> Outcome:
+    """Within levels as the default, but disturbed windows (level 2 and up) give their p90,
+    which a short pause does not reach; quiet ones their p99."""
+    base, current = pair.counts
+    p99b, p99c = np.log(_quantile(base, 99)), np.log(_quantile(current, 99))
+    lb, lc = _levels(p99b - np.log(_quantile(base, 50)), p99c - np.log(_quantile(current, 50)))
+    x = np.where(lb >= 2, np.log(_quantile(base, low_q)), p99b)
+    y = np.where(lc >= 2, np.log(_quantile(current, low_q)), p99c)
+    p, shift = _stratified_estimate(x, y, lb, lc)
+    return _flag(p, shift, pair)
+
+
+def _harrell_davis(counts: np.ndarray, q: float) -> np.ndarray:
+    """Harrell-Davis estimate of the q-th percentile of each row: a Beta-weighted mean of
+    all order statistics, each bin weighted by the Beta mass of the ranks it holds."""
+    from scipy.special import betainc
+
+    n = counts.sum(-1, keepdims=True).astype(float)
+    a, b = q / 100.0 * (n + 1), (1 - q / 100.0) * (n + 1)
+    upper = np.cumsum(counts, -1) / n
+    lower = upper - counts / n
+    weights = betainc(a, b, np.clip(upper, 0, 1)) - betainc(a, b, np.clip(lower, 0, 1))
+    return (weights * _centres(counts.shape[-1])).sum(-1)
+
+
+def harrell_davis(pair: Pair) -> Outcome:
+    """The default's levels and test on a Harrell-Davis p99 of each second."""
+    base, current = pair.counts
+    x, y = np.log(_harrell_davis(base, 99)), np.log(_harrell_davis(current, 99))
+    lb, lc = _levels(x - np.log(_quantile(base, 50)), y - np.log(_quantile(current, 50)))
+    p, shift = _stratified_estimate(x, y, lb, lc)
+    return _flag(p, shift, pair)
+
+
+def _set_aside(counts: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's counts with the requests above factor x its p90 removed, and how many."""
+    above = _centres(counts.shape[-1])[None, :] > factor * _quantile(counts, 90)[:, None]
+    return np.where(above, 0, counts), np.where(above, counts, 0).sum(-1)
+
+
+def _more_set_aside(aside_b: np.ndarray, aside_c: np.ndarray) -> float:
+    """One-sided exact permutation p of the current run's total set-aside count."""
+    from pytest_seldon_load.rank_test import permutation_sum_p
+
+    return permutation_sum_p(aside_b, aside_c)
+
+
+def trimmed(
+    pair: Pair,
+    factor: float = 3.0,
+    gate: float = ALPHA,
+    levels: bool = False,
+    smooth: bool = False,
+) -> Outcome:
+    """p99 of each second without its requests above `factor` x that second's p90; when the
+    current run sets significantly more aside (the exact permutation test of the counts),
+    the default on the raw p99 instead: a fatter tail or new pauses are the change."""
+    base, current = pair.counts
+    kept_b, aside_b = _set_aside(base, factor)
+    kept_c, aside_c = _set_aside(current, factor)
+    if _more_set_aside(aside_b, aside_c) < gate:
+        return levels_before(pair)
+    quantile = _harrell_davis if smooth else _quantile
+    x, y = np.log(quantile(kept_b, 99)), np.log(quantile(kept_c, 99))
+    if levels:
+        lb, lc = _levels(x - np.log(_quantile(kept_b, 50)), y - np.log(_quantile(kept_c, 50)))
+        p, shift = _stratified_estimate(x, y, lb, lc)
+    else:
+        estimate = rank_shift(x, y, 0.99)
+        p, shift = estimate.p_value, estimate.shift
+    return _flag(p, shift, pair)
+
+
 METHODS: dict[str, Callable[[Pair], Outcome]] = {
-    "stratified rank test (default)": shipped,
-    "plain rank test (before)": plain_rank_test,
+    "outliers set aside, levels (default)": shipped,
+    "raw p99, levels (before)": levels_before,
+    "raw p99, plain (levels before)": plain_rank_test,
     "rank test, 3 s windows": longer_windows,
     "two strata (quiet/disturbed)": two_strata,
     "block bootstrap, pooled p99": block_bootstrap,
     "permutation, pooled p99": permutation_pooled,
     "permutation, median window p99": permutation_medians,
+    "levels, p90 in disturbed windows": per_level_quantile,
+    "levels, p95 in disturbed windows": lambda pair: per_level_quantile(pair, 95.0),
+    "levels, Harrell-Davis p99": harrell_davis,
+    "trimmed p99 (3x p90)": trimmed,
+    "trimmed p99 (2x p90)": lambda pair: trimmed(pair, 2.0),
+    "trimmed p99 (3x p90), gate 0.05": lambda pair: trimmed(pair, gate=0.05),
+    "trimmed p99 (3x p90), levels": lambda pair: trimmed(pair, levels=True),
+    "trimmed Harrell-Davis p99 (3x p90)": lambda pair: trimmed(pair, smooth=True),
+    "trimmed p99 (2x p90), levels": lambda pair: trimmed(pair, 2.0, levels=True),
+    "trimmed p99 (2.5x p90), levels": lambda pair: trimmed(pair, 2.5, levels=True),
 }
 SHORT = dict(
     zip(
-        ("default", "plain", "windows", "two-strata", "bootstrap", "permutation", "medians"),
+        (
+            "default",
+            "levels",
+            "plain",
+            "windows",
+            "two-strata",
+            "bootstrap",
+            "permutation",
+            "medians",
+            "level-p90",
+            "level-p95",
+            "hd",
+            "trimmed",
+            "trimmed-2x",
+            "trimmed-gate05",
+            "trimmed-levels",
+            "trimmed-hd",
+            "trimmed-2x-levels",
+            "trimmed-2.5x-levels",
+        ),
         METHODS,
         strict=True,
     )
@@ -409,13 +561,22 @@ def measure(
     trials: int,
     tolerance: str = "10%",
     tail_only: bool = False,
+    repeat: int = 1,
+    worse: str = "",
 ) -> dict[str, Cell]:
-    """Each method's verdicts on the same seeded pairs."""
+    """Each method's verdicts on the same seeded pairs. With `repeat`, each side is that many
+    independent runs of `seconds` one after the other; with `worse`, the current run's
+    server has twice the tail share ("tail") or pauses twice as often ("pauses")."""
     cells = {name: Cell(detectable=[]) for name in methods}
+    current_model = worsened(model, worse)
     for trial in range(trials):
         rng = np.random.default_rng(1_000_003 * trial + 7)
-        baseline = model.run(rng, rate, seconds)
-        current = slowed(model.run(rng, rate, seconds), shift, tail_only)
+        baseline = [s for _ in range(repeat) for s in model.run(rng, rate, seconds)]
+        current = slowed(
+            [s for _ in range(repeat) for s in current_model.run(rng, rate, seconds)],
+            shift,
+            tail_only,
+        )
         pair = Pair(baseline, current, rate, tolerance)
         for name in methods:
             flagged, detectable = METHODS[name](pair)
@@ -427,6 +588,17 @@ def measure(
     return cells
 
 
+def worsened(model: ServerModel | PausingModel, worse: str) -> ServerModel | PausingModel:
+    """The model with twice the tail share ("tail") or twice as many pauses ("pauses")."""
+    if not worse:
+        return model
+    if not isinstance(model, PausingModel):
+        raise SystemExit(f"--worse needs a pausing or heavy-tail model, not {model.name}")
+    if worse == "tail":
+        return dataclasses.replace(model, tail_share=2 * model.tail_share)
+    return dataclasses.replace(model, period_s=model.period_s / 2)
+
+
 def _label(shift: float) -> str:
     return "A/A" if shift == 0 else f"+{shift:.0%}"
 
@@ -434,6 +606,8 @@ def _label(shift: float) -> str:
 def synthetic_table(args: argparse.Namespace) -> list[str]:
     methods = [SHORT[m] for m in args.methods]
     truth = " (tail only)" if args.tail_only else ""
+    if args.worse:
+        truth += f" ({args.worse} x2)"
     header = [
         "server model",
         "method",
@@ -456,17 +630,22 @@ def synthetic_table(args: argparse.Namespace) -> list[str]:
                     args.trials,
                     args.tolerance,
                     args.tail_only,
+                    args.repeat,
+                    args.worse,
                 )
                 for s in args.shifts
             ]
             took = time.perf_counter() - started
+            run_label = f"{seconds} s at {args.rate:g}/s"
+            if args.repeat > 1:
+                run_label = f"{args.repeat} x {run_label}"
             for name in methods:
                 cells = [cells_of[name] for cells_of in by_shift]
                 found = [d for c in cells for d in (c.detectable or [])]
                 row = [
                     model_name,
                     name,
-                    f"{seconds} s at {args.rate:g}/s",
+                    run_label,
                     *(f"{c.rate:.1%} ({c.flagged}/{c.trials})" for c in cells),
                     f"+{float(np.median(found)):.0%}" if found else "",
                 ]
@@ -517,10 +696,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.05, 0.10, 0.20])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--methods", nargs="+", default=["default", "plain"], choices=list(SHORT))
+    parser.add_argument("--methods", nargs="+", default=["default", "levels"], choices=list(SHORT))
     parser.add_argument("--tolerance", default="10%")
     parser.add_argument(
         "--tail-only", action="store_true", help="slow only the latencies above the p90"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="each side is N runs of --seconds, combined"
+    )
+    parser.add_argument(
+        "--worse",
+        choices=["tail", "pauses"],
+        default="",
+        help="the current run's server has twice the tail share, or pauses twice as often",
     )
     parser.add_argument("--real", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--real-seconds", type=int, default=10)
