@@ -22,17 +22,32 @@ a random phase; arrivals are Poisson.
 
 Methods (--methods; the alternatives work on the same pairs, from per-second histograms on a
 shared log grid, vectorised with numpy):
-  default      the shipped rule: the exact rank test within disturbance levels
-  plain        the rule before: the same test, every second alike
+  default      the shipped rule: each second's requests above 3x its p90 set aside, the exact
+               rank test within disturbance levels of the rest; when the current run sets
+               significantly more aside, the plain test on the raw p99
+  levels       the rule before: the raw p99, the exact rank test within disturbance levels
+  plain        the rule before that: the same test on the raw p99, every second alike
   windows      the plain test on 3-second windows
   two-strata   the stratified test with two levels only (quiet, over twice the typical)
   bootstrap    a block bootstrap over seconds of the pooled p99 (percentile interval)
   permutation  a permutation test over seconds of the pooled p99
   medians      a permutation test on the difference of the per-second p99 medians
+  level-p90    levels, comparing p90 (level-p95: p95) in disturbed seconds, p99 in quiet ones
+  hd           levels on a Harrell-Davis p99 of each second (a Beta-weighted mean of all its
+               order statistics) instead of the raw p99
+  trimmed      outliers set aside (3x p90), plain test of the rest (trimmed-2x: 2x p90;
+               trimmed-gate05: the count test at 0.05; trimmed-hd: a Harrell-Davis p99 of the
+               rest; trimmed-levels, trimmed-2x-levels, trimmed-2.5x-levels: within levels,
+               trimmed-levels is the default's rule on the grid)
 
     .venv/bin/python benchmarks/regression_power.py [--trials 200] [--rate 200]
         [--seconds 10 30] [--shifts 0 0.05 0.1 0.2] [--models steady pauses-3s ...]
-        [--methods default plain ...] [--tolerance 10%] [--tail-only] [--real PAIRS]
+        [--methods default levels ...] [--tolerance 10%] [--tail-only]
+        [--worse tail|pauses] [--repeat N] [--real PAIRS]
+
+--worse gives the current run's server twice the tail share or pauses twice as often (a
+worse p99 that a method setting outliers aside must still fail); --repeat N makes each side
+N independent runs of --seconds, one after the other (repeated short runs combined).
 
 The last column is the median `detectable` the default reported (what the run could have
 caught 95 times in 100). --real PAIRS adds A/A pairs of back-to-back real runs against a
@@ -469,7 +484,7 @@ def trimmed(
     kept_b, aside_b = _set_aside(base, factor)
     kept_c, aside_c = _set_aside(current, factor)
     if _more_set_aside(aside_b, aside_c) < gate:
-        return levels_before(pair)
+        return plain_rank_test(pair)
     quantile = _harrell_davis if smooth else _quantile
     x, y = np.log(quantile(kept_b, 99)), np.log(quantile(kept_c, 99))
     if levels:

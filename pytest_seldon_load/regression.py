@@ -563,8 +563,8 @@ def _evidence(
     Latency percentiles up to p99 are compared with each window's outliers set aside
     (window_quantiles.py), within disturbance levels of what is left; unless the current run
     set significantly more aside: then a fatter tail or new pauses are the change, and the
-    raw percentiles are compared (within levels, or all alike when the current run is more
-    disturbed too)."""
+    raw percentiles of every window are compared alike (within levels, the windows the new
+    outliers disturbed would be compared with their like, and the change hidden)."""
     if metric in SET_ASIDE_METRICS:
         base, base_spread, base_aside = set_aside_values(baseline, metric)
         now, now_spread, now_aside = set_aside_values(current, metric)
@@ -574,7 +574,7 @@ def _evidence(
         return (
             window_values(baseline, metric),
             window_values(current, metric),
-            disturbance_levels(baseline, current),
+            None,
             aside,
             "more in current",
         )
