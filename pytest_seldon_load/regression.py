@@ -10,12 +10,20 @@ Mann-Whitney U test, and the change is the Hodges-Lehmann shift between them (th
 current/baseline pairwise ratios) with the confidence interval that inverts the same test. So
 the p-value, the interval and the verdict always agree.
 
-Seconds are compared with their like. A second that held a stop-the-world pause (a GC, host
-steal) has a p99 set by the pause; ranked against quiet seconds, a few of them drown a real
-slowdown of the model. So each window gets a disturbance level from its own p99/p50 (scale
-free, by one rule for both runs), and the U test sums its counts within levels: exact still,
-and far sharper on pausing servers. When the current run is significantly more disturbed,
-the disturbance is the change, and every window is compared alike.
+A second's p99 is the model's, not a pause's. At a few hundred requests a second, the p99 is
+the second's second-slowest request: one stop-the-world pause (a GC, host steal) or one
+heavy-tail request sets it. So each window first sets aside its requests above 3x its own
+p90 (window_quantiles.py: scale free, one rule for every window of both runs) and gives the
+percentile of the rest. What is set aside is counted: when the current run sets
+significantly more aside (an exact permutation test of the per-window counts), a fatter tail
+or new pauses are the change, and the raw percentiles of every window are compared alike.
+
+Seconds are compared with their like. A second still disturbed after that (a stall that
+slowed a tenth of its requests) is ranked only against seconds as disturbed: each window
+gets a disturbance level from its own p99/p50 (scale free, by one rule for both runs), and
+the U test sums its counts within levels: exact still, and far sharper on pausing servers.
+When the current run is significantly more disturbed, the disturbance is the change, and
+every window is compared alike.
 
 Every comparison also says the smallest worsening it would have caught 95 times in 100
 (`detectable`): a pass of a short, noisy run says how little it shows.
@@ -454,7 +462,7 @@ class Comparison:
     def _outlier_evidence(self) -> str:
         bar = f"above {SET_ASIDE_FACTOR:g}x their window's p90"
         base, current = self.set_aside
-        if self.outliers == "set aside":
+        if self.outliers == "set aside" and base + current:
             return (
                 f"; requests {bar} set aside first (a pause, a tail: {base} baseline and "
                 f"{current} current, not significantly more in the current run)"
