@@ -45,8 +45,9 @@ shared log grid, vectorised with numpy):
         [--methods default levels ...] [--tolerance 10%] [--tail-only]
         [--worse tail|pauses] [--repeat N] [--real PAIRS]
 
---worse gives the current run's server twice the tail share or pauses twice as often (a
-worse p99 that a method setting outliers aside must still fail); --repeat N makes each side
+--worse gives the current run's server twice (--worse-factor) the tail share or pauses twice
+as often (a worse p99 that a method setting outliers aside must still fail; the output says
+how much it moves the p99 of a long run); --repeat N makes each side
 N independent runs of --seconds, one after the other (repeated short runs combined).
 
 The last column is the median `detectable` the default reported (what the run could have
@@ -578,12 +579,13 @@ def measure(
     tail_only: bool = False,
     repeat: int = 1,
     worse: str = "",
+    worse_factor: float = 2.0,
 ) -> dict[str, Cell]:
     """Each method's verdicts on the same seeded pairs. With `repeat`, each side is that many
     independent runs of `seconds` one after the other; with `worse`, the current run's
     server has twice the tail share ("tail") or pauses twice as often ("pauses")."""
     cells = {name: Cell(detectable=[]) for name in methods}
-    current_model = worsened(model, worse)
+    current_model = worsened(model, worse, worse_factor)
     for trial in range(trials):
         rng = np.random.default_rng(1_000_003 * trial + 7)
         baseline = [s for _ in range(repeat) for s in model.run(rng, rate, seconds)]
@@ -603,15 +605,30 @@ def measure(
     return cells
 
 
-def worsened(model: ServerModel | PausingModel, worse: str) -> ServerModel | PausingModel:
-    """The model with twice the tail share ("tail") or twice as many pauses ("pauses")."""
+def worsened(
+    model: ServerModel | PausingModel, worse: str, factor: float = 2.0
+) -> ServerModel | PausingModel:
+    """The model with `factor` x the tail share ("tail") or pauses `factor` x as often
+    ("pauses")."""
     if not worse:
         return model
     if not isinstance(model, PausingModel):
         raise SystemExit(f"--worse needs a pausing or heavy-tail model, not {model.name}")
     if worse == "tail":
-        return dataclasses.replace(model, tail_share=2 * model.tail_share)
-    return dataclasses.replace(model, period_s=model.period_s / 2)
+        return dataclasses.replace(model, tail_share=factor * model.tail_share)
+    return dataclasses.replace(model, period_s=model.period_s / factor)
+
+
+def true_change(
+    model: ServerModel | PausingModel, other: ServerModel | PausingModel, rate: float
+) -> tuple[float, float]:
+    """How much `other` moves the p99 of a long run (3,000 s a side), and the p99 of the
+    median second: what a worse tail does to the metric judged."""
+    rng = np.random.default_rng(0)
+    runs = [model.run(rng, rate, 3000), other.run(rng, rate, 3000)]
+    pooled = [float(np.quantile(np.concatenate(run), 0.99)) for run in runs]
+    typical = [float(np.median([np.quantile(s, 0.99) for s in run if s.size])) for run in runs]
+    return pooled[1] / pooled[0] - 1.0, typical[1] / typical[0] - 1.0
 
 
 def _label(shift: float) -> str:
@@ -622,12 +639,22 @@ def synthetic_table(args: argparse.Namespace) -> list[str]:
     methods = [SHORT[m] for m in args.methods]
     truth = " (tail only)" if args.tail_only else ""
     if args.worse:
-        truth += f" ({args.worse} x2)"
+        truth += f" ({args.worse} x{args.worse_factor:g})"
+        for model_name in args.models:
+            model = MODELS[model_name]
+            run_p99, second_p99 = true_change(
+                model, worsened(model, args.worse, args.worse_factor), args.rate
+            )
+            print(
+                f"{model_name}, {args.worse} x{args.worse_factor:g}: the p99 of a long run "
+                f"moves {run_p99:+.0%}, the median second's p99 {second_p99:+.0%}"
+            )
+        print()
     header = [
         "server model",
         "method",
         "run",
-        *(_label(s) + truth for s in args.shifts),
+        *((_label(s) if not (args.worse and s == 0) else "+0%") + truth for s in args.shifts),
         "detectable (median)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -647,6 +674,7 @@ def synthetic_table(args: argparse.Namespace) -> list[str]:
                     args.tail_only,
                     args.repeat,
                     args.worse,
+                    args.worse_factor,
                 )
                 for s in args.shifts
             ]
@@ -682,7 +710,7 @@ def real_pairs(pairs: int, rate: float, seconds: int) -> list[str]:
         return ["(real runs skipped: MLServer is not installed)"]
     workdir = Path(tempfile.mkdtemp(prefix="regression-power-"))
     features = [{"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5)]
-    flagged, changes = 0, []
+    flagged, flagged_before, changes = 0, 0, []
     with LocalSeldonServer(workdir) as server:
         endpoint = server.endpoint()
         replay = write_prediction_replay(
@@ -694,13 +722,16 @@ def real_pairs(pairs: int, rate: float, seconds: int) -> list[str]:
             second = run_load(endpoint, replay, rate=rate, duration=seconds, warmup=1, seed=pair)
             comparison = compare_runs(first, second)
             flagged += comparison.is_regression
+            flagged_before += levels_before(Pair([], [], rate, "10%", (first, second)))[0]
             changes.append(comparison.change)
             print(f"  real pair {pair + 1}: {comparison.headline()}", file=sys.stderr)
     spread = np.percentile(np.abs(changes), [50, 90]) if changes else [math.nan, math.nan]
     return [
-        f"| local MLServer (real) | stratified rank test (default) | {seconds} s at {rate:g}/s | "
+        f"| local MLServer (real) | {SHORT['default']} | {seconds} s at {rate:g}/s | "
         f"{flagged / pairs:.1%} ({flagged}/{pairs}) | per-second p99 shift between runs of "
-        f"the same server: median {spread[0]:.1%}, 90th percentile {spread[1]:.1%} |"
+        f"the same server: median {spread[0]:.1%}, 90th percentile {spread[1]:.1%} |",
+        f"| local MLServer (real) | {SHORT['levels']} | {seconds} s at {rate:g}/s | "
+        f"{flagged_before / pairs:.1%} ({flagged_before}/{pairs}) | the same pairs |",
     ]
 
 
@@ -725,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="",
         help="the current run's server has twice the tail share, or pauses twice as often",
     )
+    parser.add_argument("--worse-factor", type=float, default=2.0, metavar="X")
     parser.add_argument("--real", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--real-seconds", type=int, default=10)
     args = parser.parse_args(argv)
