@@ -485,7 +485,7 @@ def trimmed(
     kept_b, aside_b = _set_aside(base, factor)
     kept_c, aside_c = _set_aside(current, factor)
     if _more_set_aside(aside_b, aside_c) < gate:
-        return plain_rank_test(pair)
+        return plain_rank_test(pair)[0], math.nan
     quantile = _harrell_davis if smooth else _quantile
     x, y = np.log(quantile(kept_b, 99)), np.log(quantile(kept_c, 99))
     if levels:

@@ -350,6 +350,8 @@ def test_large_counts_are_divided_before_enumeration_and_stay_a_valid_test():
     assert permutation_sum_p(quiet, loud) < 1e-4  # 20,000 in all: divided, still clear
     assert permutation_sum_p(loud, quiet) == pytest.approx(1.0)
     assert permutation_sum_p(np.zeros(5, int), np.zeros(5, int)) == 1.0
+    with pytest.raises(ValueError, match="negative"):
+        permutation_sum_p(np.array([1, -1]), np.array([0, 2]))
 
 
 def test_a_windows_pause_is_set_aside_and_its_p99_is_the_rest():
