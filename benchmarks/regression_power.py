@@ -38,7 +38,10 @@ shared log grid, vectorised with numpy):
   trimmed      outliers set aside (3x p90), plain test of the rest (trimmed-2x: 2x p90;
                trimmed-gate05: the count test at 0.05; trimmed-hd: a Harrell-Davis p99 of the
                rest; trimmed-levels, trimmed-2x-levels, trimmed-2.5x-levels: within levels,
-               trimmed-levels is the default's rule on the grid)
+               trimmed-levels is the default's rule on the grid; trimmed-levels-ranks: its
+               count test on the counts' ranks; ranks-either, sum-either: that count test
+               or the default's, then the raw p99 compared plainly or within levels)
+  either       a regression when the default or the rule before finds one, each at 0.995
 
     .venv/bin/python benchmarks/regression_power.py [--trials 200] [--rate 200]
         [--seconds 10 30] [--shifts 0 0.05 0.1 0.2] [--models steady pauses-3s ...]
@@ -314,6 +317,28 @@ def levels_before(pair: Pair) -> Outcome:
     return comparison.is_regression, comparison.detectable
 
 
+def either_rule(pair: Pair, confidence: float = 0.995) -> Outcome:
+    """A regression when either the default or the rule before finds one, each at half the
+    risk (Bonferroni): the raw p99 within levels sees a fatter tail the default sets aside."""
+    from pytest_seldon_load import regression
+
+    baseline, current = pair.runs
+    limit = regression.parse_tolerance("p99", pair.tolerance)
+    new = compare_runs(baseline, current, tolerance=pair.tolerance, confidence=confidence)
+    old = regression._compare(
+        baseline,
+        current,
+        "p99",
+        limit,
+        confidence,
+        "",
+        regression.window_values(baseline, "p99"),
+        regression.window_values(current, "p99"),
+        regression.disturbance_levels(baseline, current),
+    )
+    return new.is_regression or old.is_regression, new.detectable
+
+
 def _flag(p_value: float, shift: float, pair: Pair) -> Outcome:
     return bool(p_value < ALPHA and shift > pair.tolerance_log), math.nan
 
@@ -464,10 +489,16 @@ def _set_aside(counts: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarra
     return np.where(above, 0, counts), np.where(above, counts, 0).sum(-1)
 
 
-def _more_set_aside(aside_b: np.ndarray, aside_c: np.ndarray) -> float:
-    """One-sided exact permutation p of the current run's total set-aside count."""
+def _more_set_aside(aside_b: np.ndarray, aside_c: np.ndarray, ranks: bool = False) -> float:
+    """One-sided exact permutation p of the current run's total set-aside count (with
+    `ranks`, of the sum of the counts' mid-ranks: the Wilcoxon test, exact with ties)."""
     from pytest_seldon_load.rank_test import permutation_sum_p
 
+    if ranks:
+        both = np.r_[aside_b, aside_c]
+        order = np.sort(both)
+        doubled = np.searchsorted(order, both, "left") + np.searchsorted(order, both, "right")
+        aside_b, aside_c = doubled[: aside_b.size], doubled[aside_b.size :]
     return permutation_sum_p(aside_b, aside_c)
 
 
@@ -477,6 +508,8 @@ def trimmed(
     gate: float = ALPHA,
     levels: bool = False,
     smooth: bool = False,
+    ranks: bool = False,
+    fallback: str = "plain",
 ) -> Outcome:
     """p99 of each second without its requests above `factor` x that second's p90; when the
     current run sets significantly more aside (the exact permutation test of the counts),
@@ -484,8 +517,9 @@ def trimmed(
     base, current = pair.counts
     kept_b, aside_b = _set_aside(base, factor)
     kept_c, aside_c = _set_aside(current, factor)
-    if _more_set_aside(aside_b, aside_c) < gate:
-        return plain_rank_test(pair)[0], math.nan
+    if _more_set_aside(aside_b, aside_c, ranks) < gate:
+        flagged = fallback != "levels" and plain_rank_test(pair)[0]
+        return flagged or (fallback != "plain" and levels_before(pair)[0]), math.nan
     quantile = _harrell_davis if smooth else _quantile
     x, y = np.log(quantile(kept_b, 99)), np.log(quantile(kept_c, 99))
     if levels:
@@ -516,6 +550,14 @@ METHODS: dict[str, Callable[[Pair], Outcome]] = {
     "trimmed Harrell-Davis p99 (3x p90)": lambda pair: trimmed(pair, smooth=True),
     "trimmed p99 (2x p90), levels": lambda pair: trimmed(pair, 2.0, levels=True),
     "trimmed p99 (2.5x p90), levels": lambda pair: trimmed(pair, 2.5, levels=True),
+    "trimmed p99 (3x p90), levels, rank gate": lambda pair: trimmed(pair, levels=True, ranks=True),
+    "default or levels before, each at 0.995": either_rule,
+    "trimmed, levels; rank gate, then raw plain or levels": lambda pair: trimmed(
+        pair, levels=True, ranks=True, fallback="either"
+    ),
+    "trimmed, levels; sum gate, then raw plain or levels": lambda pair: trimmed(
+        pair, levels=True, fallback="either"
+    ),
 }
 SHORT = dict(
     zip(
@@ -538,6 +580,10 @@ SHORT = dict(
             "trimmed-hd",
             "trimmed-2x-levels",
             "trimmed-2.5x-levels",
+            "trimmed-levels-ranks",
+            "either",
+            "ranks-either",
+            "sum-either",
         ),
         METHODS,
         strict=True,
