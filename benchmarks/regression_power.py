@@ -22,17 +22,36 @@ a random phase; arrivals are Poisson.
 
 Methods (--methods; the alternatives work on the same pairs, from per-second histograms on a
 shared log grid, vectorised with numpy):
-  default      the shipped rule: the exact rank test within disturbance levels
-  plain        the rule before: the same test, every second alike
+  default      the shipped rule: each second's requests above 3x its p90 set aside, the exact
+               rank test within disturbance levels of the rest; when the current run sets
+               significantly more aside, the plain test on the raw p99
+  levels       the rule before: the raw p99, the exact rank test within disturbance levels
+  plain        the rule before that: the same test on the raw p99, every second alike
   windows      the plain test on 3-second windows
   two-strata   the stratified test with two levels only (quiet, over twice the typical)
   bootstrap    a block bootstrap over seconds of the pooled p99 (percentile interval)
   permutation  a permutation test over seconds of the pooled p99
   medians      a permutation test on the difference of the per-second p99 medians
+  level-p90    levels, comparing p90 (level-p95: p95) in disturbed seconds, p99 in quiet ones
+  hd           levels on a Harrell-Davis p99 of each second (a Beta-weighted mean of all its
+               order statistics) instead of the raw p99
+  trimmed      outliers set aside (3x p90), plain test of the rest (trimmed-2x: 2x p90;
+               trimmed-gate05: the count test at 0.05; trimmed-hd: a Harrell-Davis p99 of the
+               rest; trimmed-levels, trimmed-2x-levels, trimmed-2.5x-levels: within levels,
+               trimmed-levels is the default's rule on the grid; trimmed-levels-ranks: its
+               count test on the counts' ranks; ranks-either, sum-either: that count test
+               or the default's, then the raw p99 compared plainly or within levels)
+  either       a regression when the default or the rule before finds one, each at 0.995
 
     .venv/bin/python benchmarks/regression_power.py [--trials 200] [--rate 200]
         [--seconds 10 30] [--shifts 0 0.05 0.1 0.2] [--models steady pauses-3s ...]
-        [--methods default plain ...] [--tolerance 10%] [--tail-only] [--real PAIRS]
+        [--methods default levels ...] [--tolerance 10%] [--tail-only]
+        [--worse tail|pauses] [--repeat N] [--real PAIRS]
+
+--worse gives the current run's server twice (--worse-factor) the tail share or pauses twice
+as often (a worse p99 that a method setting outliers aside must still fail; the output says
+how much it moves the p99 of a long run); --repeat N makes each side
+N independent runs of --seconds, one after the other (repeated short runs combined).
 
 The last column is the median `detectable` the default reported (what the run could have
 caught 95 times in 100). --real PAIRS adds A/A pairs of back-to-back real runs against a
@@ -43,6 +62,7 @@ single-run baseline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -251,13 +271,14 @@ def _quantile(counts: np.ndarray, q: float) -> np.ndarray:
 
 
 def shipped(pair: Pair) -> Outcome:
-    """The default: compare_runs, the one rule of assert_no_regression (stratified)."""
+    """The default: compare_runs, the one rule of assert_no_regression."""
     comparison = compare_runs(*pair.runs, tolerance=pair.tolerance)
     return comparison.is_regression, comparison.detectable
 
 
 def plain_rank_test(pair: Pair) -> Outcome:
-    """The rule before: the same exact rank test on per-second p99, every second alike."""
+    """The rule before levels: the same exact rank test on per-second p99, every second
+    alike."""
     from pytest_seldon_load import regression
 
     baseline, current = pair.runs
@@ -273,6 +294,49 @@ def plain_rank_test(pair: Pair) -> Outcome:
         regression.window_values(current, "p99"),
     )
     return comparison.is_regression, comparison.detectable
+
+
+def levels_before(pair: Pair) -> Outcome:
+    """The rule before outliers were set aside: the raw per-second p99, within disturbance
+    levels (the default's fallback when the current run sets more aside)."""
+    from pytest_seldon_load import regression
+
+    baseline, current = pair.runs
+    limit = regression.parse_tolerance("p99", pair.tolerance)
+    comparison = regression._compare(
+        baseline,
+        current,
+        "p99",
+        limit,
+        0.99,
+        "",
+        regression.window_values(baseline, "p99"),
+        regression.window_values(current, "p99"),
+        regression.disturbance_levels(baseline, current),
+    )
+    return comparison.is_regression, comparison.detectable
+
+
+def either_rule(pair: Pair, confidence: float = 0.995) -> Outcome:
+    """A regression when either the default or the rule before finds one, each at half the
+    risk (Bonferroni): the raw p99 within levels sees a fatter tail the default sets aside."""
+    from pytest_seldon_load import regression
+
+    baseline, current = pair.runs
+    limit = regression.parse_tolerance("p99", pair.tolerance)
+    new = compare_runs(baseline, current, tolerance=pair.tolerance, confidence=confidence)
+    old = regression._compare(
+        baseline,
+        current,
+        "p99",
+        limit,
+        confidence,
+        "",
+        regression.window_values(baseline, "p99"),
+        regression.window_values(current, "p99"),
+        regression.disturbance_levels(baseline, current),
+    )
+    return new.is_regression or old.is_regression, new.detectable
 
 
 def _flag(p_value: float, shift: float, pair: Pair) -> Outcome:
@@ -359,18 +423,168 @@ def permutation_medians(pair: Pair, permutations: int = 2000) -> Outcome:
     return _flag(p_value, change, pair)
 
 
+def _centres(width: int) -> np.ndarray:
+    return np.exp(_LOWEST + (np.arange(width) + 0.5) * _BIN)
+
+
+def _stratified_estimate(
+    x: np.ndarray, y: np.ndarray, labels_b: np.ndarray, labels_c: np.ndarray
+) -> tuple[float, float]:
+    """(p, shift) of the rank test within levels, as the default's fallbacks: the plain test
+    when the current run is significantly more disturbed or the levels cannot reach 0.99."""
+    from pytest_seldon_load.regression import more_disturbed
+
+    if (labels_b.any() or labels_c.any()) and not more_disturbed(labels_b, labels_c, 0.99):
+        shared = np.intersect1d(labels_b, labels_c)
+        sizes = tuple((int((labels_b == s).sum()), int((labels_c == s).sum())) for s in shared)
+        if sizes and smallest_strata_p(sizes) < ALPHA:
+            e = rank_shift(x, y, 0.99, baseline_strata=labels_b, current_strata=labels_c)
+            return e.p_value, e.shift
+    e = rank_shift(x, y, 0.99)
+    return e.p_value, e.shift
+
+
+def _levels(spread_b: np.ndarray, spread_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = float(np.median(np.r_[spread_b, spread_c])) + np.log((1.3, 2.0, 5.0))
+    return np.digitize(spread_b, edges), np.digitize(spread_c, edges)
+
+
+def per_level_quantile(pair: Pair, low_q: float = 90.0) -> Outcome:
+    """Within levels as the default, but disturbed windows (level 2 and up) give their p90,
+    which a short pause does not reach; quiet ones their p99."""
+    base, current = pair.counts
+    p99b, p99c = np.log(_quantile(base, 99)), np.log(_quantile(current, 99))
+    lb, lc = _levels(p99b - np.log(_quantile(base, 50)), p99c - np.log(_quantile(current, 50)))
+    x = np.where(lb >= 2, np.log(_quantile(base, low_q)), p99b)
+    y = np.where(lc >= 2, np.log(_quantile(current, low_q)), p99c)
+    p, shift = _stratified_estimate(x, y, lb, lc)
+    return _flag(p, shift, pair)
+
+
+def _harrell_davis(counts: np.ndarray, q: float) -> np.ndarray:
+    """Harrell-Davis estimate of the q-th percentile of each row: a Beta-weighted mean of
+    all order statistics, each bin weighted by the Beta mass of the ranks it holds."""
+    from scipy.special import betainc
+
+    n = counts.sum(-1, keepdims=True).astype(float)
+    a, b = q / 100.0 * (n + 1), (1 - q / 100.0) * (n + 1)
+    upper = np.cumsum(counts, -1) / n
+    lower = upper - counts / n
+    weights = betainc(a, b, np.clip(upper, 0, 1)) - betainc(a, b, np.clip(lower, 0, 1))
+    return (weights * _centres(counts.shape[-1])).sum(-1)
+
+
+def harrell_davis(pair: Pair) -> Outcome:
+    """The default's levels and test on a Harrell-Davis p99 of each second."""
+    base, current = pair.counts
+    x, y = np.log(_harrell_davis(base, 99)), np.log(_harrell_davis(current, 99))
+    lb, lc = _levels(x - np.log(_quantile(base, 50)), y - np.log(_quantile(current, 50)))
+    p, shift = _stratified_estimate(x, y, lb, lc)
+    return _flag(p, shift, pair)
+
+
+def _set_aside(counts: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's counts with the requests above factor x its p90 removed, and how many."""
+    above = _centres(counts.shape[-1])[None, :] > factor * _quantile(counts, 90)[:, None]
+    return np.where(above, 0, counts), np.where(above, counts, 0).sum(-1)
+
+
+def _more_set_aside(aside_b: np.ndarray, aside_c: np.ndarray, ranks: bool = False) -> float:
+    """One-sided exact permutation p of the current run's total set-aside count (with
+    `ranks`, of the sum of the counts' mid-ranks: the Wilcoxon test, exact with ties)."""
+    from pytest_seldon_load.rank_test import permutation_sum_p
+
+    if ranks:
+        both = np.r_[aside_b, aside_c]
+        order = np.sort(both)
+        doubled = np.searchsorted(order, both, "left") + np.searchsorted(order, both, "right")
+        aside_b, aside_c = doubled[: aside_b.size], doubled[aside_b.size :]
+    return permutation_sum_p(aside_b, aside_c)
+
+
+def trimmed(
+    pair: Pair,
+    factor: float = 3.0,
+    gate: float = ALPHA,
+    levels: bool = False,
+    smooth: bool = False,
+    ranks: bool = False,
+    fallback: str = "plain",
+) -> Outcome:
+    """p99 of each second without its requests above `factor` x that second's p90; when the
+    current run sets significantly more aside (the exact permutation test of the counts),
+    the default on the raw p99 instead: a fatter tail or new pauses are the change."""
+    base, current = pair.counts
+    kept_b, aside_b = _set_aside(base, factor)
+    kept_c, aside_c = _set_aside(current, factor)
+    if _more_set_aside(aside_b, aside_c, ranks) < gate:
+        flagged = fallback != "levels" and plain_rank_test(pair)[0]
+        return flagged or (fallback != "plain" and levels_before(pair)[0]), math.nan
+    quantile = _harrell_davis if smooth else _quantile
+    x, y = np.log(quantile(kept_b, 99)), np.log(quantile(kept_c, 99))
+    if levels:
+        lb, lc = _levels(x - np.log(_quantile(kept_b, 50)), y - np.log(_quantile(kept_c, 50)))
+        p, shift = _stratified_estimate(x, y, lb, lc)
+    else:
+        estimate = rank_shift(x, y, 0.99)
+        p, shift = estimate.p_value, estimate.shift
+    return _flag(p, shift, pair)
+
+
 METHODS: dict[str, Callable[[Pair], Outcome]] = {
-    "stratified rank test (default)": shipped,
-    "plain rank test (before)": plain_rank_test,
+    "outliers set aside, levels (default)": shipped,
+    "raw p99, levels (before)": levels_before,
+    "raw p99, plain (levels before)": plain_rank_test,
     "rank test, 3 s windows": longer_windows,
     "two strata (quiet/disturbed)": two_strata,
     "block bootstrap, pooled p99": block_bootstrap,
     "permutation, pooled p99": permutation_pooled,
     "permutation, median window p99": permutation_medians,
+    "levels, p90 in disturbed windows": per_level_quantile,
+    "levels, p95 in disturbed windows": lambda pair: per_level_quantile(pair, 95.0),
+    "levels, Harrell-Davis p99": harrell_davis,
+    "trimmed p99 (3x p90)": trimmed,
+    "trimmed p99 (2x p90)": lambda pair: trimmed(pair, 2.0),
+    "trimmed p99 (3x p90), gate 0.05": lambda pair: trimmed(pair, gate=0.05),
+    "trimmed p99 (3x p90), levels": lambda pair: trimmed(pair, levels=True),
+    "trimmed Harrell-Davis p99 (3x p90)": lambda pair: trimmed(pair, smooth=True),
+    "trimmed p99 (2x p90), levels": lambda pair: trimmed(pair, 2.0, levels=True),
+    "trimmed p99 (2.5x p90), levels": lambda pair: trimmed(pair, 2.5, levels=True),
+    "trimmed p99 (3x p90), levels, rank gate": lambda pair: trimmed(pair, levels=True, ranks=True),
+    "default or levels before, each at 0.995": either_rule,
+    "trimmed, levels; rank gate, then raw plain or levels": lambda pair: trimmed(
+        pair, levels=True, ranks=True, fallback="either"
+    ),
+    "trimmed, levels; sum gate, then raw plain or levels": lambda pair: trimmed(
+        pair, levels=True, fallback="either"
+    ),
 }
 SHORT = dict(
     zip(
-        ("default", "plain", "windows", "two-strata", "bootstrap", "permutation", "medians"),
+        (
+            "default",
+            "levels",
+            "plain",
+            "windows",
+            "two-strata",
+            "bootstrap",
+            "permutation",
+            "medians",
+            "level-p90",
+            "level-p95",
+            "hd",
+            "trimmed",
+            "trimmed-2x",
+            "trimmed-gate05",
+            "trimmed-levels",
+            "trimmed-hd",
+            "trimmed-2x-levels",
+            "trimmed-2.5x-levels",
+            "trimmed-levels-ranks",
+            "either",
+            "ranks-either",
+            "sum-either",
+        ),
         METHODS,
         strict=True,
     )
@@ -409,13 +623,23 @@ def measure(
     trials: int,
     tolerance: str = "10%",
     tail_only: bool = False,
+    repeat: int = 1,
+    worse: str = "",
+    worse_factor: float = 2.0,
 ) -> dict[str, Cell]:
-    """Each method's verdicts on the same seeded pairs."""
+    """Each method's verdicts on the same seeded pairs. With `repeat`, each side is that many
+    independent runs of `seconds` one after the other; with `worse`, the current run's
+    server has twice the tail share ("tail") or pauses twice as often ("pauses")."""
     cells = {name: Cell(detectable=[]) for name in methods}
+    current_model = worsened(model, worse, worse_factor)
     for trial in range(trials):
         rng = np.random.default_rng(1_000_003 * trial + 7)
-        baseline = model.run(rng, rate, seconds)
-        current = slowed(model.run(rng, rate, seconds), shift, tail_only)
+        baseline = [s for _ in range(repeat) for s in model.run(rng, rate, seconds)]
+        current = slowed(
+            [s for _ in range(repeat) for s in current_model.run(rng, rate, seconds)],
+            shift,
+            tail_only,
+        )
         pair = Pair(baseline, current, rate, tolerance)
         for name in methods:
             flagged, detectable = METHODS[name](pair)
@@ -427,6 +651,32 @@ def measure(
     return cells
 
 
+def worsened(
+    model: ServerModel | PausingModel, worse: str, factor: float = 2.0
+) -> ServerModel | PausingModel:
+    """The model with `factor` x the tail share ("tail") or pauses `factor` x as often
+    ("pauses")."""
+    if not worse:
+        return model
+    if not isinstance(model, PausingModel):
+        raise SystemExit(f"--worse needs a pausing or heavy-tail model, not {model.name}")
+    if worse == "tail":
+        return dataclasses.replace(model, tail_share=factor * model.tail_share)
+    return dataclasses.replace(model, period_s=model.period_s / factor)
+
+
+def true_change(
+    model: ServerModel | PausingModel, other: ServerModel | PausingModel, rate: float
+) -> tuple[float, float]:
+    """How much `other` moves the p99 of a long run (3,000 s a side), and the p99 of the
+    median second: what a worse tail does to the metric judged."""
+    rng = np.random.default_rng(0)
+    runs = [model.run(rng, rate, 3000), other.run(rng, rate, 3000)]
+    pooled = [float(np.quantile(np.concatenate(run), 0.99)) for run in runs]
+    typical = [float(np.median([np.quantile(s, 0.99) for s in run if s.size])) for run in runs]
+    return pooled[1] / pooled[0] - 1.0, typical[1] / typical[0] - 1.0
+
+
 def _label(shift: float) -> str:
     return "A/A" if shift == 0 else f"+{shift:.0%}"
 
@@ -434,11 +684,23 @@ def _label(shift: float) -> str:
 def synthetic_table(args: argparse.Namespace) -> list[str]:
     methods = [SHORT[m] for m in args.methods]
     truth = " (tail only)" if args.tail_only else ""
+    if args.worse:
+        truth += f" ({args.worse} x{args.worse_factor:g})"
+        for model_name in args.models:
+            model = MODELS[model_name]
+            run_p99, second_p99 = true_change(
+                model, worsened(model, args.worse, args.worse_factor), args.rate
+            )
+            print(
+                f"{model_name}, {args.worse} x{args.worse_factor:g}: the p99 of a long run "
+                f"moves {run_p99:+.0%}, the median second's p99 {second_p99:+.0%}"
+            )
+        print()
     header = [
         "server model",
         "method",
         "run",
-        *(_label(s) + truth for s in args.shifts),
+        *((_label(s) if not (args.worse and s == 0) else "+0%") + truth for s in args.shifts),
         "detectable (median)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -456,17 +718,23 @@ def synthetic_table(args: argparse.Namespace) -> list[str]:
                     args.trials,
                     args.tolerance,
                     args.tail_only,
+                    args.repeat,
+                    args.worse,
+                    args.worse_factor,
                 )
                 for s in args.shifts
             ]
             took = time.perf_counter() - started
+            run_label = f"{seconds} s at {args.rate:g}/s"
+            if args.repeat > 1:
+                run_label = f"{args.repeat} x {run_label}"
             for name in methods:
                 cells = [cells_of[name] for cells_of in by_shift]
                 found = [d for c in cells for d in (c.detectable or [])]
                 row = [
                     model_name,
                     name,
-                    f"{seconds} s at {args.rate:g}/s",
+                    run_label,
                     *(f"{c.rate:.1%} ({c.flagged}/{c.trials})" for c in cells),
                     f"+{float(np.median(found)):.0%}" if found else "",
                 ]
@@ -488,7 +756,7 @@ def real_pairs(pairs: int, rate: float, seconds: int) -> list[str]:
         return ["(real runs skipped: MLServer is not installed)"]
     workdir = Path(tempfile.mkdtemp(prefix="regression-power-"))
     features = [{"name": f"f{i}", "type": "numeric", "min": 0, "max": 5} for i in range(1, 5)]
-    flagged, changes = 0, []
+    flagged, flagged_before, changes = 0, 0, []
     with LocalSeldonServer(workdir) as server:
         endpoint = server.endpoint()
         replay = write_prediction_replay(
@@ -500,13 +768,16 @@ def real_pairs(pairs: int, rate: float, seconds: int) -> list[str]:
             second = run_load(endpoint, replay, rate=rate, duration=seconds, warmup=1, seed=pair)
             comparison = compare_runs(first, second)
             flagged += comparison.is_regression
+            flagged_before += levels_before(Pair([], [], rate, "10%", (first, second)))[0]
             changes.append(comparison.change)
             print(f"  real pair {pair + 1}: {comparison.headline()}", file=sys.stderr)
     spread = np.percentile(np.abs(changes), [50, 90]) if changes else [math.nan, math.nan]
     return [
-        f"| local MLServer (real) | stratified rank test (default) | {seconds} s at {rate:g}/s | "
+        f"| local MLServer (real) | {SHORT['default']} | {seconds} s at {rate:g}/s | "
         f"{flagged / pairs:.1%} ({flagged}/{pairs}) | per-second p99 shift between runs of "
-        f"the same server: median {spread[0]:.1%}, 90th percentile {spread[1]:.1%} |"
+        f"the same server: median {spread[0]:.1%}, 90th percentile {spread[1]:.1%} |",
+        f"| local MLServer (real) | {SHORT['levels']} | {seconds} s at {rate:g}/s | "
+        f"{flagged_before / pairs:.1%} ({flagged_before}/{pairs}) | the same pairs |",
     ]
 
 
@@ -517,11 +788,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--shifts", type=float, nargs="+", default=[0.0, 0.05, 0.10, 0.20])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--methods", nargs="+", default=["default", "plain"], choices=list(SHORT))
+    parser.add_argument("--methods", nargs="+", default=["default", "levels"], choices=list(SHORT))
     parser.add_argument("--tolerance", default="10%")
     parser.add_argument(
         "--tail-only", action="store_true", help="slow only the latencies above the p90"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="each side is N runs of --seconds, combined"
+    )
+    parser.add_argument(
+        "--worse",
+        choices=["tail", "pauses"],
+        default="",
+        help="the current run's server has twice the tail share, or pauses twice as often",
+    )
+    parser.add_argument("--worse-factor", type=float, default=2.0, metavar="X")
     parser.add_argument("--real", type=int, default=0, metavar="PAIRS")
     parser.add_argument("--real-seconds", type=int, default=10)
     args = parser.parse_args(argv)

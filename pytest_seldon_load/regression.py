@@ -10,12 +10,20 @@ Mann-Whitney U test, and the change is the Hodges-Lehmann shift between them (th
 current/baseline pairwise ratios) with the confidence interval that inverts the same test. So
 the p-value, the interval and the verdict always agree.
 
-Seconds are compared with their like. A second that held a stop-the-world pause (a GC, host
-steal) has a p99 set by the pause; ranked against quiet seconds, a few of them drown a real
-slowdown of the model. So each window gets a disturbance level from its own p99/p50 (scale
-free, by one rule for both runs), and the U test sums its counts within levels: exact still,
-and far sharper on pausing servers. When the current run is significantly more disturbed,
-the disturbance is the change, and every window is compared alike.
+A second's p99 is the model's, not a pause's. At a few hundred requests a second, the p99 is
+the second's second-slowest request: one stop-the-world pause (a GC, host steal) or one
+heavy-tail request sets it. So each window first sets aside its requests above 3x its own
+p90 (window_quantiles.py: scale free, one rule for every window of both runs) and gives the
+percentile of the rest. What is set aside is counted: when the current run sets
+significantly more aside (an exact permutation test of the per-window counts), a fatter tail
+or new pauses are the change, and the raw percentiles of every window are compared alike.
+
+Seconds are compared with their like. A second still disturbed after that (a stall that
+slowed a tenth of its requests) is ranked only against seconds as disturbed: each window
+gets a disturbance level from its own p99/p50 (scale free, by one rule for both runs), and
+the U test sums its counts within levels: exact still, and far sharper on pausing servers.
+When the current run is significantly more disturbed, the disturbance is the change, and
+every window is compared alike.
 
 Every comparison also says the smallest worsening it would have caught 95 times in 100
 (`detectable`): a pass of a short, noisy run says how little it shows.
@@ -54,6 +62,7 @@ from .judgement import LAG, NOT_COMPARABLE, UNDERPOWERED, Judgement
 from .rank_test import ShiftEstimate, rank_shift, smallest_p, smallest_strata_p
 from .report.json_report import SavedRunsError, read_saved_runs
 from .result import LoadResult
+from .window_quantiles import SET_ASIDE_FACTOR, more_set_aside, set_aside_percentiles
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 METRICS = (*LATENCY_QUANTILES, "error_rate", "throughput")
@@ -205,10 +214,9 @@ def window_values(result: LoadResult, metric: str, histogram: str = "latency") -
     return sums[:, 1] / covered
 
 
-def _window_percentiles(
-    result: LoadResult, quantiles: tuple[float, ...], histogram: str = "latency"
-) -> np.ndarray:
-    """Each of `quantiles` (rows) of each window (columns) of the run's latencies."""
+def _window_counts(result: LoadResult, histogram: str = "latency") -> tuple[np.ndarray, np.ndarray]:
+    """Each window's latency counts (rows) over the slots the run used, and those slots'
+    values (ms)."""
     n_seconds = _seconds(result)
     width = window_seconds(result)
     n_windows = math.ceil(n_seconds / width)
@@ -221,9 +229,41 @@ def _window_percentiles(
             counts[slot] += slot_counts(window.service)
         window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
     used = counts.sum(axis=0) > 0
-    if not used.any():  # no latency at all (an empty timeline, a summary-only run)
-        return np.full((len(quantiles), n_windows), np.nan)
-    return np.stack([hdr_percentiles(counts[:, used], q, _SLOT_VALUES_MS[used]) for q in quantiles])
+    return counts[:, used], _SLOT_VALUES_MS[used]
+
+
+def _window_percentiles(
+    result: LoadResult, quantiles: tuple[float, ...], histogram: str = "latency"
+) -> np.ndarray:
+    """Each of `quantiles` (rows) of each window (columns) of the run's latencies."""
+    counts, values = _window_counts(result, histogram)
+    if not values.size:  # no latency at all (an empty timeline, a summary-only run)
+        return np.full((len(quantiles), counts.shape[0]), np.nan)
+    return np.stack([hdr_percentiles(counts, q, values) for q in quantiles])
+
+
+SET_ASIDE_METRICS = ("p50", "p90", "p95", "p99")
+"""Latency metrics compared with each window's outliers set aside (window_quantiles.py). Not
+p999: at a few hundred requests a window it is the window's slowest few, the very requests
+set aside."""
+
+
+def set_aside_values(
+    result: LoadResult, metric: str, histogram: str = "latency"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The metric of each window without its requests above SET_ASIDE_FACTOR x the window's
+    p90, the window's p99/p50 spread on the same requests (log), and how many requests each
+    window set aside."""
+    counts, values = _window_counts(result, histogram)
+    if not values.size:
+        empty = np.full(counts.shape[0], np.nan)
+        return empty, empty, np.zeros(counts.shape[0], np.int64)
+    kept, aside = set_aside_percentiles(counts, values, LATENCY_QUANTILES[metric])
+    p50, _ = set_aside_percentiles(counts, values, 50.0)
+    p99 = kept if metric == "p99" else set_aside_percentiles(counts, values, 99.0)[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.log(p99 / p50)
+    return kept, spread, aside
 
 
 # --- quiet and disturbed windows ---------------------------------------------------------
@@ -249,12 +289,21 @@ def disturbance_levels(baseline: LoadResult, current: LoadResult) -> tuple[np.nd
         p50, p99 = _window_percentiles(run, (50.0, 99.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             spreads.append(np.log(p99 / p50))
-    pooled = np.concatenate(spreads)
+    return _levels_of(spreads[0], spreads[1])
+
+
+def _levels_of(
+    base_spread: np.ndarray, current_spread: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disturbance levels from each window's log p99/p50, edges from both runs' median."""
+    pooled = np.concatenate([base_spread, current_spread])
     pooled = pooled[np.isfinite(pooled)]
     if not pooled.size:
-        return np.zeros(spreads[0].size, int), np.zeros(spreads[1].size, int)
+        return np.zeros(base_spread.size, int), np.zeros(current_spread.size, int)
     edges = float(np.median(pooled)) + np.log(DISTURBANCE_EDGES)
-    base, current_levels = (np.digitize(np.nan_to_num(s, nan=0.0), edges) for s in spreads)
+    base, current_levels = (
+        np.digitize(np.nan_to_num(s, nan=0.0), edges) for s in (base_spread, current_spread)
+    )
     return base, current_levels
 
 
@@ -325,6 +374,12 @@ class Comparison:
     detectable: float = math.nan
     """The smallest worsening this comparison would have caught 95 times in 100: a relative
     change (error rate: a difference in points); inf when the runs could show none."""
+    set_aside: tuple[int, int] = (0, 0)
+    """Requests above SET_ASIDE_FACTOR x their window's p90 (baseline, current)."""
+    outliers: str = ""
+    """"set aside": compared without them; "more in current": the current run had
+    significantly more, so the raw percentiles were compared; "": not a metric that sets
+    any aside."""
 
     @property
     def is_regression(self) -> bool:
@@ -394,6 +449,7 @@ class Comparison:
             f"{unit}, current {self.current_requests} requests in {self.current_windows} {unit}"
             f"; Mann-Whitney U ({self.method}) on the per-window {self.metric}, "
             f"Hodges-Lehmann shift"
+            + self._outlier_evidence()
             + (
                 f"; windows compared within their disturbance level (a pause or a stall: "
                 f"{self.disturbed[0]} baseline and {self.disturbed[1]} current windows "
@@ -402,6 +458,21 @@ class Comparison:
                 else ""
             )
         )
+
+    def _outlier_evidence(self) -> str:
+        bar = f"above {SET_ASIDE_FACTOR:g}x their window's p90"
+        base, current = self.set_aside
+        if self.outliers == "set aside" and base + current:
+            return (
+                f"; requests {bar} set aside first (a pause, a tail: {base} baseline and "
+                f"{current} current, not significantly more in the current run)"
+            )
+        if self.outliers == "more in current":
+            return (
+                f"; the current run had significantly more requests {bar} ({current} against "
+                f"{base}): a fatter tail or new pauses, so every request counts"
+            )
+        return ""
 
     @property
     def label(self) -> str:
@@ -448,6 +519,8 @@ class Comparison:
             "baseline_name": self.baseline_name,
             "detectable": number(self.detectable),
             "disturbed_windows": list(self.disturbed),
+            "set_aside": list(self.set_aside),
+            "outliers": self.outliers,
             "text": self.headline(),
         }
 
@@ -476,16 +549,50 @@ def compare_runs(
     check_metric(metric)
     limit = parse_tolerance(metric, tolerance)
     confidence = parse_confidence(confidence)
-    return _compare(
-        baseline,
-        current,
-        metric,
-        limit,
-        confidence,
-        baseline_name,
+    evidence = _evidence(baseline, current, metric, confidence)
+    return _compare(baseline, current, metric, limit, confidence, baseline_name, *evidence)
+
+
+_Evidence = tuple[
+    np.ndarray, np.ndarray, "tuple[np.ndarray, np.ndarray] | None", tuple[int, int], str
+]
+"""What the test compares: each run's per-window values, their disturbance levels (None for
+none), the requests set aside (baseline, current) and how outliers were treated."""
+
+
+def _evidence(
+    baseline: LoadResult,
+    current: LoadResult,
+    metric: str,
+    confidence: float,
+) -> _Evidence:
+    """The per-window values to compare, and their levels.
+
+    Latency percentiles up to p99 are compared with each window's outliers set aside
+    (window_quantiles.py), within disturbance levels of what is left; unless the current run
+    set significantly more aside: then a fatter tail or new pauses are the change, and the
+    raw percentiles of every window are compared alike (within levels, the windows the new
+    outliers disturbed would be compared with their like, and the change hidden)."""
+    if metric in SET_ASIDE_METRICS:
+        base, base_spread, base_aside = set_aside_values(baseline, metric)
+        now, now_spread, now_aside = set_aside_values(current, metric)
+        aside = (int(base_aside.sum()), int(now_aside.sum()))
+        if not more_set_aside(base_aside, now_aside, confidence):
+            return base, now, _levels_of(base_spread, now_spread), aside, "set aside"
+        return (
+            window_values(baseline, metric),
+            window_values(current, metric),
+            None,
+            aside,
+            "more in current",
+        )
+    labels = disturbance_levels(baseline, current) if metric in LATENCY_QUANTILES else None
+    return (
         window_values(baseline, metric),
         window_values(current, metric),
-        disturbance_levels(baseline, current) if metric in LATENCY_QUANTILES else None,
+        labels,
+        (0, 0),
+        "",
     )
 
 
@@ -499,6 +606,8 @@ def _compare(
     base_windows: np.ndarray,
     current_windows: np.ndarray,
     labels: tuple[np.ndarray, np.ndarray] | None = None,
+    set_aside: tuple[int, int] = (0, 0),
+    outliers: str = "",
 ) -> Comparison:
     for side, run in (("baseline", baseline), ("current", current)):
         if not run.windows:
@@ -567,6 +676,8 @@ def _compare(
         baseline_name=baseline_name,
         detectable=detectable,
         disturbed=((int((strata[0] > 0).sum()), int((strata[1] > 0).sum())) if strata else (0, 0)),
+        set_aside=set_aside,
+        outliers=outliers,
     )
 
 
@@ -796,8 +907,14 @@ def _beyond_lag(
     health = current.health
     if metric not in LATENCY_QUANTILES or health.saturated:
         return None
-    latency = window_values(current, metric)
-    service = window_values(current, metric, "service")
+    base, latency, labels, aside, outliers = _evidence(
+        baseline, current, metric, comparison.confidence
+    )
+    service = (
+        set_aside_values(current, metric, "service")[0]
+        if outliers == "set aside"
+        else window_values(current, metric, "service")
+    )
     lower = np.fmax(service, latency - health.max_lag_ms)
     lower = np.where(np.isfinite(lower), np.maximum(lower, _LOWEST_MS), np.nan)
     try:
@@ -808,9 +925,11 @@ def _beyond_lag(
             comparison.tolerance,
             comparison.confidence,
             comparison.baseline_name,
-            window_values(baseline, metric),
+            base,
             lower,
-            disturbance_levels(baseline, current),
+            labels,
+            aside,
+            outliers,
         )
     except InvalidMeasurement:
         return None

@@ -20,7 +20,12 @@ import pytest
 from pytest_seldon_load.assertions import InvalidMeasurement
 from pytest_seldon_load.cli import main
 from pytest_seldon_load.judgement import UNDERPOWERED
-from pytest_seldon_load.rank_test import rank_shift, smallest_strata_p, strata_p_value
+from pytest_seldon_load.rank_test import (
+    permutation_sum_p,
+    rank_shift,
+    smallest_strata_p,
+    strata_p_value,
+)
 from pytest_seldon_load.regression import (
     PerformanceRegression,
     assert_no_regression,
@@ -32,6 +37,7 @@ from pytest_seldon_load.regression import (
 from pytest_seldon_load.report.html import render_report
 from pytest_seldon_load.report.json_report import session_document, write_session_json
 from pytest_seldon_load.result import LoadResult, Recorder
+from pytest_seldon_load.window_quantiles import set_aside_percentiles
 
 pytest_plugins = ["pytester"]
 
@@ -173,7 +179,7 @@ def test_new_pauses_in_the_current_run_are_not_compared_away():
     base = recorded(pausing_seconds(1, 20, every=10**6))
     current = recorded(pausing_seconds(2, 20, every=1, pause_ms=40.0))
     comparison = compare_runs(base, current)
-    assert "strata" not in comparison.method
+    assert "strata" not in comparison.method and comparison.outliers == "more in current"
     assert comparison.is_regression, comparison.headline()
 
 
@@ -191,7 +197,9 @@ def test_a_lagged_generator_still_is_judged_on_what_lag_cannot_add():
     verdict = judge_regression(base, slower)
     assert not slower.kept_up
     assert verdict.is_regression and verdict.beyond_lag is not None
-    assert "strata" in verdict.beyond_lag.method
+    # ... compared as the main comparison was: each second's pause set aside
+    assert verdict.comparison is not None
+    assert verdict.beyond_lag.outliers == verdict.comparison.outliers == "set aside"
     # The same server, every send 3 ms late: the latencies grew by the lag alone, so the
     # change is not judged, never blamed on the server.
     lagged = recorded(pausing_seconds(5, 15), lag_ms=3.0)
@@ -230,7 +238,9 @@ def test_detectable_is_in_every_message_with_the_evidence(tmp_path):
     assert "99% CI +" in message and ("p=" in message or "p<" in message)
     assert "in 12 one-second windows" in message
     assert re.search(
-        r"disturbance level .*: \d+ baseline and \d+ current windows disturbed", message
+        r"requests above 3x their window's p90 set aside first \(a pause, a tail: [1-9]\d* "
+        r"baseline and [1-9]\d* current, not significantly more",
+        message,
     )
     judgement = slower.judgements[-1]
     assert judgement.comparison is not None and judgement.comparison["detectable"] > 0
@@ -305,3 +315,98 @@ def test_the_min_detectable_option_fails_a_comparison_that_shows_little(pytester
     output = strict.stdout.str()
     assert "and 0.1% was required: run longer" in output, output
     assert "samples: baseline 200 requests in 5 one-second windows" in output
+
+
+# --- outliers set aside ------------------------------------------------------------------
+
+
+def _brute_force_sum_p(baseline: list[int], current: list[int]) -> float:
+    values = baseline + current
+    observed = sum(current)
+    sums = [
+        sum(values[i] for i in picked)
+        for picked in itertools.combinations(range(len(values)), len(current))
+    ]
+    return sum(s >= observed for s in sums) / len(sums)
+
+
+@pytest.mark.parametrize(
+    "baseline, current",
+    [
+        ([0, 0, 1, 0], [2, 0, 3]),
+        ([1, 1, 1], [1, 1, 1]),
+        ([0, 5, 0, 0, 2], [0, 0, 1]),
+        ([3], [0, 4]),
+    ],
+)
+def test_the_permutation_test_of_counts_matches_a_full_enumeration(baseline, current):
+    assert permutation_sum_p(np.array(baseline), np.array(current)) == pytest.approx(
+        _brute_force_sum_p(baseline, current)
+    )
+
+
+def test_large_counts_are_divided_before_enumeration_and_stay_a_valid_test():
+    quiet, loud = np.full(10, 900), np.full(10, 1100)
+    assert permutation_sum_p(quiet, loud) < 1e-4  # 20,000 in all: divided, still clear
+    assert permutation_sum_p(loud, quiet) == pytest.approx(1.0)
+    assert permutation_sum_p(np.zeros(5, int), np.zeros(5, int)) == 1.0
+    with pytest.raises(ValueError, match="negative"):
+        permutation_sum_p(np.array([1, -1]), np.array([0, 2]))
+
+
+def test_a_windows_pause_is_set_aside_and_its_p99_is_the_rest():
+    values = np.array([1.0, 2.0, 3.0, 10.0, 40.0])
+    quiet = np.array([0, 60, 40, 0, 0])  # p90 = 3 ms: nothing above 9 ms
+    paused = np.array([0, 60, 36, 2, 2])  # a pause put 4 requests at 10 and 40 ms
+    empty = np.zeros(5)
+    p99, aside = set_aside_percentiles(np.stack([quiet, paused, empty]), values, 99.0)
+    assert p99[:2].tolist() == [3.0, 3.0] and math.isnan(p99[2])
+    assert aside.tolist() == [0, 4, 0]
+    # all tied: the bar is 3x the value itself, nothing is set aside
+    p99, aside = set_aside_percentiles(np.array([[0, 0, 50, 0, 0]]), values, 99.0)
+    assert p99.tolist() == [3.0] and aside.tolist() == [0]
+
+
+def pauses_and_tail(seed: int, seconds: int, rate: int = 200) -> list[np.ndarray]:
+    """A pause of 10-50 ms every 2 s and 0.5% of requests with a heavy-tailed extra: the
+    server whose every other second's p99 is a pause and most others' a tail request."""
+    rng = np.random.default_rng(seed)
+    out = pausing_seconds(seed, seconds, rate=rate, every=2, pause_ms=30.0)
+    for latencies in out:
+        hit = rng.random(latencies.size) < 0.005
+        latencies[hit] += 2.0 * rng.pareto(1.5, int(hit.sum()))
+    return out
+
+
+def test_a_slowdown_of_a_pausing_heavy_tailed_server_is_caught_and_a_a_is_not():
+    caught = flagged = 0
+    for seed in range(5):
+        base = recorded(pauses_and_tail(3 * seed, 10))
+        slower = compare_runs(base, recorded(pauses_and_tail(3 * seed + 1, 10), scale=1.2))
+        same = compare_runs(base, recorded(pauses_and_tail(3 * seed + 2, 10)))
+        caught += slower.is_regression
+        flagged += same.is_regression
+        assert slower.outliers == "set aside" and slower.set_aside[1] > 0
+        assert same.ci_low <= 0.0 <= same.ci_high or not same.significant
+    assert caught >= 4 and flagged == 0
+
+
+def test_a_fatter_tail_is_a_regression_not_an_outlier():
+    # The same model, but one request in ten of the current run takes 5-10x longer: the
+    # p99 of the rest barely moves; what was set aside is the change.
+    rng = np.random.default_rng(5)
+    base = recorded([rng.lognormal(0.0, 0.25, 100) for _ in range(15)])
+    seconds = [rng.lognormal(0.0, 0.25, 100) for _ in range(15)]
+    for latencies in seconds:
+        latencies[::10] *= rng.uniform(5.0, 10.0, latencies[::10].size)
+    comparison = compare_runs(base, recorded(seconds))
+    assert comparison.outliers == "more in current"
+    assert comparison.set_aside[0] < comparison.set_aside[1]
+    assert comparison.is_regression, comparison.headline()
+    assert "significantly more requests above 3x" in comparison.evidence()
+
+
+def test_p999_is_compared_with_every_request():
+    base = recorded(pausing_seconds(1, 12))
+    comparison = compare_runs(base, recorded(pausing_seconds(2, 12)), "p999")
+    assert comparison.outliers == "" and comparison.set_aside == (0, 0)
