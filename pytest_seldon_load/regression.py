@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any, Protocol
@@ -879,17 +879,7 @@ def _underpowered(comparison: Comparison, required: float) -> RegressionVerdict:
         f"not judged: {comparison.format_detectable()}, and {asked} was required: run "
         f"longer, at a higher rate, or on a quieter machine"
     )
-    judgement = comparison.judgement()
-    judgement = Judgement(
-        kind=judgement.kind,
-        label=judgement.label,
-        passed=False,
-        measured=judgement.measured,
-        limit=judgement.limit,
-        quantile=judgement.quantile,
-        invalid=UNDERPOWERED,
-        comparison=judgement.comparison,
-    )
+    judgement = replace(comparison.judgement(), passed=False, invalid=UNDERPOWERED)
     return RegressionVerdict(judgement, comparison, reason)
 
 
