@@ -53,12 +53,12 @@ def test_min_rate_above_the_capacity_exits_one_with_the_reason(replay, capsys):
         code = capacity(
             server.url,
             replay,
-            *("--budget", "p99<90ms", "--start", "20", "--max-rate", "400"),
-            *("--stage", "1s", "--warmup", "0.2s", "--max-stages", "6", "--min-rate", "200"),
+            *("--budget", "p99<90ms", "--start", "150", "--max-rate", "400"),
+            *("--stage", "1s", "--warmup", "0.2s", "--min-rate", "200"),
         )
     captured = capsys.readouterr()
     assert code == 1, captured.out
-    assert "is under the required 200/s" in captured.err
+    assert "capacity is under 200/s: even the starting rate 150/s broke a budget" in captured.err
 
 
 def test_a_server_that_holds_every_rate_says_the_capacity_may_be_higher(replay, capsys):

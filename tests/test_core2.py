@@ -528,7 +528,7 @@ def test_a_resource_of_the_wrong_kind_is_named(emulator, cluster, namespace):
 def run_against_the_cluster(pytester, kubeconfig, mesh, *options: str):
     """The suite pytester made, in a subprocess, with the cluster and mesh as a user gives them."""
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    return pytester.runpytest_subprocess(
+    return pytester.runpytest(
         *("-p", "no:cacheprovider", "--load-allow-lag", f"--seldon-kubeconfig={kubeconfig}"),
         *(f"--seldon-ingress={mesh.url}", *options),
     )
@@ -557,7 +557,7 @@ def test_seldon_deployment_names_a_core2_resource_for_seldon_endpoint(
 ):
     emulator.create_core2(kind, name, namespace)
     pytester.makepyfile(
-        test_core2=f"""
+        test_as_a_user=f"""
 import pytest
 from pytest_seldon_load import assert_error_rate_below
 

@@ -166,9 +166,12 @@ def test_the_job_is_indexed_and_each_pod_takes_its_part_from_its_index() -> None
 def test_the_replay_travels_gzip_compressed_and_comes_back_whole(tmp_path) -> None:
     from pytest_seldon_load.cluster.load_job import _replay_gzip
 
+    padding = b"x" * 250  # JSON-like lines that compress well, as prediction replays do
     lines = [
-        ReplayRequest("POST", "/v2/models/iris/infer", (), b'{"inputs": [%d]}' % i)
-        for i in range(60_000)
+        ReplayRequest(
+            "POST", "/v2/models/iris/infer", (), b'{"inputs": [%d], "p": "%s"}' % (i, padding)
+        )
+        for i in range(8_000)
     ]
     replay = write_replay(tmp_path / "many.replay", lines)
     assert replay.size_bytes() > 2 * MAX_CONFIGMAP_REPLAY_BYTES  # too big as text
