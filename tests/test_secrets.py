@@ -12,12 +12,16 @@ captured log line on the way.
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
+import os
 import subprocess
-import sys
 
 import pytest
 from emulated_cluster.api import EmulatedKubernetes
 from servers import by_path
+
+from pytest_seldon_load.cli import main
 
 CONSUMER_KEY = "CkSeCrEt4417x"
 BEARER = "BeArErTok9921x"
@@ -108,14 +112,16 @@ def server():
 
 
 def seldon_load(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_seldon_load.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        check=False,
-    )
+    """The command, run in this process (as its entry point would), its output caught."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_no_secret_reaches_any_output(pytester, server, emulator, monkeypatch):
