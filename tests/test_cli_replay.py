@@ -1,4 +1,5 @@
-"""``seldon-load replay ...`` as a user runs it: in a subprocess, exit codes, stdout/stderr."""
+"""``seldon-load replay ...`` as a user runs it: exit codes, stdout/stderr (in this process, as
+the entry point runs it; Ctrl-C in a subprocess of its own)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from pytest_seldon_load.cli import main
 from pytest_seldon_load.replay import ReplayFile
@@ -19,13 +21,7 @@ IRIS = [json.dumps({"name": f"f{i}", "type": "numeric", "min": 0, "max": 5}) for
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest_seldon_load.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    result = run_cli(*args, cwd=cwd)
     assert KEY not in result.stdout and KEY not in result.stderr
     return result
 

@@ -12,16 +12,11 @@ captured log line on the way.
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
-import os
-import subprocess
 
 import pytest
+from cli_runner import run_cli
 from emulated_cluster.api import EmulatedKubernetes
 from servers import by_path
-
-from pytest_seldon_load.cli import main
 
 CONSUMER_KEY = "CkSeCrEt4417x"
 BEARER = "BeArErTok9921x"
@@ -111,19 +106,6 @@ def server():
         yield running
 
 
-def seldon_load(*args: str, cwd) -> subprocess.CompletedProcess:
-    """The command, run in this process (as its entry point would), its output caught."""
-    out, err = io.StringIO(), io.StringIO()
-    previous = os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([str(a) for a in args])
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-
-
 def test_no_secret_reaches_any_output(pytester, server, emulator, monkeypatch):
     out = pytester.path / "out"
     out.mkdir()
@@ -192,7 +174,7 @@ def test_no_secret_reaches_any_output(pytester, server, emulator, monkeypatch):
     }
     codes = {}
     for name, arguments in commands.items():
-        done = seldon_load(*arguments, cwd=pytester.path)
+        done = run_cli(*arguments, cwd=pytester.path)
         codes[name] = done.returncode
         texts[f"{name} stdout"] = done.stdout
         texts[f"{name} stderr"] = done.stderr
