@@ -276,45 +276,28 @@ def shipped(pair: Pair) -> Outcome:
     return comparison.is_regression, comparison.detectable
 
 
-def plain_rank_test(pair: Pair) -> Outcome:
-    """The rule before levels: the same exact rank test on per-second p99, every second
-    alike."""
+def _raw_p99(pair: Pair, *, levels: bool) -> Outcome:
+    """The exact rank test on every second's raw p99, within disturbance levels or not."""
     from pytest_seldon_load import regression
 
     baseline, current = pair.runs
     limit = regression.parse_tolerance("p99", pair.tolerance)
-    comparison = regression._compare(
-        baseline,
-        current,
-        "p99",
-        limit,
-        0.99,
-        "",
-        regression.window_values(baseline, "p99"),
-        regression.window_values(current, "p99"),
-    )
+    values = (regression.window_values(baseline, "p99"), regression.window_values(current, "p99"))
+    strata = regression.disturbance_levels(baseline, current) if levels else None
+    comparison = regression._compare(baseline, current, "p99", limit, 0.99, "", *values, strata)
     return comparison.is_regression, comparison.detectable
+
+
+def plain_rank_test(pair: Pair) -> Outcome:
+    """The rule before levels: the same exact rank test on per-second p99, every second
+    alike."""
+    return _raw_p99(pair, levels=False)
 
 
 def levels_before(pair: Pair) -> Outcome:
     """The rule before outliers were set aside: the raw per-second p99, within disturbance
     levels (the default's fallback when the current run sets more aside)."""
-    from pytest_seldon_load import regression
-
-    baseline, current = pair.runs
-    limit = regression.parse_tolerance("p99", pair.tolerance)
-    comparison = regression._compare(
-        baseline,
-        current,
-        "p99",
-        limit,
-        0.99,
-        "",
-        regression.window_values(baseline, "p99"),
-        regression.window_values(current, "p99"),
-        regression.disturbance_levels(baseline, current),
-    )
-    return comparison.is_regression, comparison.detectable
+    return _raw_p99(pair, levels=True)
 
 
 def either_rule(pair: Pair, confidence: float = 0.995) -> Outcome:
