@@ -57,11 +57,12 @@ import numpy as np
 from .assertions import InvalidMeasurement, describe_run
 from .durations import format_ms, parse_budget_ms
 from .hdr import percentiles as hdr_percentiles
-from .hdr import slot_counts, slot_values_ms
+from .hdr import slot_values_ms
 from .judgement import LAG, NOT_COMPARABLE, UNDERPOWERED, Judgement
 from .rank_test import ShiftEstimate, rank_shift, smallest_p, smallest_strata_p
 from .report.json_report import SavedRunsError, read_saved_runs
 from .result import LoadResult
+from .timeline_windows import measured_seconds, window_counts
 from .window_quantiles import SET_ASIDE_FACTOR, more_set_aside, set_aside_percentiles
 
 LATENCY_QUANTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
@@ -175,11 +176,7 @@ _SLOT_VALUES_MS = slot_values_ms()
 
 def window_seconds(result: LoadResult) -> int:
     """Seconds per compared window: 1, or more for runs longer than MAX_WINDOWS seconds."""
-    return max(1, math.ceil(_seconds(result) / MAX_WINDOWS))
-
-
-def _seconds(result: LoadResult) -> int:
-    return max(1, math.ceil(result.duration - 1e-6))
+    return max(1, math.ceil(measured_seconds(result) / MAX_WINDOWS))
 
 
 def window_values(result: LoadResult, metric: str, histogram: str = "latency") -> np.ndarray:
@@ -193,7 +190,7 @@ def window_values(result: LoadResult, metric: str, histogram: str = "latency") -
     check_metric(metric)
     if histogram not in ("latency", "service"):
         raise ValueError(f"histogram must be 'latency' or 'service', got {histogram!r}")
-    n_seconds = _seconds(result)
+    n_seconds = measured_seconds(result)
     width = window_seconds(result)
     n_windows = math.ceil(n_seconds / width)
 
@@ -217,17 +214,7 @@ def window_values(result: LoadResult, metric: str, histogram: str = "latency") -
 def _window_counts(result: LoadResult, histogram: str = "latency") -> tuple[np.ndarray, np.ndarray]:
     """Each window's latency counts (rows) over the slots the run used, and those slots'
     values (ms)."""
-    n_seconds = _seconds(result)
-    width = window_seconds(result)
-    n_windows = math.ceil(n_seconds / width)
-    counts = np.zeros((n_windows, _SLOT_VALUES_MS.shape[0]))
-    for window in result.windows:
-        slot = min(max(window.second, 0), n_seconds - 1) // width
-        if histogram == "latency":  # from the packed form: nothing unpacked
-            counts[slot] += window.latency_counts()
-        else:
-            counts[slot] += slot_counts(window.service)
-        window.compact()  # keep it a few hundred bytes: an hour has 3,600 of them
+    counts = window_counts(result, window_seconds(result), histogram)
     used = counts.sum(axis=0) > 0
     return counts[:, used], _SLOT_VALUES_MS[used]
 
