@@ -358,16 +358,23 @@ class EmulatedKubernetes:
     def set_core2_state(
         self, kind: str, name: str, namespace: str = "default", state: str = "ready", text: str = ""
     ) -> None:
-        resource = CORE2[kind]
+        self._set_core2_conditions(
+            CORE2[kind], namespace, name, core2_conditions(kind, state, text)
+        )
+        self._sync_routes()
+
+    def _set_core2_conditions(
+        self, resource: Core2Kind, namespace: str, name: str, conditions: list, **request: Any
+    ) -> None:
         self.custom.patch_namespaced_custom_object_status(
             resource.group,
             resource.version,
             namespace,
             resource.plural,
             name,
-            {"status": {"conditions": core2_conditions(kind, state, text)}},
+            {"status": {"conditions": conditions}},
+            **request,
         )
-        self._sync_routes()
 
     def set_core2_state_later(
         self,
@@ -467,14 +474,9 @@ class EmulatedKubernetes:
                 if state == "ready" and self.mesh is not None:
                     self.mesh.add_route(route)  # routed before it is seen Ready, as Core 2 does
                 with contextlib.suppress(Exception):
-                    self.custom.patch_namespaced_custom_object_status(
-                        resource.group,
-                        resource.version,
-                        namespace,
-                        resource.plural,
-                        name,
-                        {"status": {"conditions": core2_conditions(resource.kind, state)}},
-                        _request_timeout=5,
+                    conditions = core2_conditions(resource.kind, state)
+                    self._set_core2_conditions(
+                        resource, namespace, name, conditions, _request_timeout=5
                     )
 
     def create_service_with_pod(
